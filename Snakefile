@@ -1,0 +1,17 @@
+# SonicDiffusion reproduction workflow. Stages live in rules/*.smk; helpers in rules/common.smk.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/model.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        rules.params.output.json,

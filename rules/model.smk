@@ -1,0 +1,18 @@
+# Model core: parameter counts of the configured architecture (no weights needed).
+
+
+rule params:
+    output:
+        json=results("params.json"),
+    log:
+        results("logs", "params.log"),
+    conda:
+        "../envs/sonic.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    params:
+        config=config_file(),
+    shell:
+        "sonic params --config {params.config:q} --out {output.json:q} --threads {threads} > {log:q} 2>&1"

@@ -1,0 +1,137 @@
+"""Typed configuration: one YAML file (``config.yaml`` for the demo, ``workflow/configs/paper.yaml`` for the
+paper), validated against ``workflow/schemas/config.schema.yaml`` and turned into frozen dataclasses.
+
+Library code takes these objects (or plain arguments); it never names a model, a device or a path itself.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class ModelPaths:
+    sd: str
+    unet_config: str | None = None
+    clap: str | None = None
+    blip2: str | None = None
+    clip_ais: str | None = None
+    clip_eval: str | None = None
+    wav2clip: str | None = None
+    fid_features: str | None = None
+
+    def require(self, key: str) -> str:
+        value = getattr(self, key)
+        if not value:
+            raise ConfigError(f"models.{key} is not set in the configuration")
+        return value
+
+
+@dataclass(frozen=True)
+class AudioEncoderConfig:
+    embed_dim: int
+    sample_rate: int
+    kind: str = "clap"
+
+
+@dataclass(frozen=True)
+class AdapterConfig:
+    placement: str | tuple[str, ...] = "mid_and_decoder"
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    steps: int = 50
+    guidance_scale: float = 8.0
+    resolution: int = 512
+    batch_size: int = 8
+
+
+@dataclass(frozen=True)
+class ProjectorSettings:
+    num_tokens: int = 77
+    num_blocks: int = 4
+    num_heads: int = 8
+    attn_dim: int = 512
+
+
+@dataclass(frozen=True)
+class Config:
+    profile: str
+    seed: int
+    models: ModelPaths
+    audio_encoder: AudioEncoderConfig
+    projector: ProjectorSettings
+    adapters: AdapterConfig
+    generation: GenerationConfig
+    results: str = "results"
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    source: str | None = None
+
+
+def schema() -> dict:
+    text = resources.files("sonic").joinpath("resources/config.schema.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def validate(data: dict, source: str = "<config>") -> None:
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema())
+    errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = [f"  {'.'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in errors]
+        raise ConfigError(f"{source}: invalid configuration\n" + "\n".join(lines))
+
+
+def from_dict(data: dict, source: str = "<config>") -> Config:
+    validate(data, source)
+    placement = data.get("adapters", {}).get("placement", "mid_and_decoder")
+    return Config(
+        profile=data["profile"],
+        seed=int(data["seed"]),
+        results=data.get("results", "results"),
+        models=ModelPaths(**data["models"]),
+        audio_encoder=AudioEncoderConfig(**data["audio_encoder"]),
+        projector=ProjectorSettings(**data.get("projector", {})),
+        adapters=AdapterConfig(placement=placement if isinstance(placement, str) else tuple(placement)),
+        generation=GenerationConfig(**data.get("generation", {})),
+        raw=data,
+        source=source,
+    )
+
+
+def load(path: str | Path) -> Config:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: configuration file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({err})") from err
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return from_dict(data, str(path))
+
+
+def unet_architecture(cfg: Config) -> dict:
+    """The UNet architecture (diffusers config dict): ``models.unet_config`` or ``<models.sd>/unet/config.json``."""
+    candidates = [cfg.models.unet_config] if cfg.models.unet_config else []
+    candidates.append(str(Path(cfg.models.sd) / "unet" / "config.json"))
+    for candidate in candidates:
+        if Path(candidate).is_file():
+            return json.loads(Path(candidate).read_text())
+    raise ConfigError(
+        f"{cfg.source}: no UNet architecture found; looked for {candidates} "
+        "(set models.unet_config or point models.sd at a Stable Diffusion folder)"
+    )

@@ -1,0 +1,50 @@
+"""The audio encoder behind one small interface (SPEC §2): waveforms in, one embedding per clip out.
+
+Only the LAION CLAP backend (transformers ``ClapModel`` + ``ClapFeatureExtractor``) exists now; a Microsoft
+CLAP backend would implement the same :class:`AudioEncoder` protocol.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import torch
+
+from sonic.audio import apply_gain
+
+
+@runtime_checkable
+class AudioEncoder(Protocol):
+    sample_rate: int
+    embed_dim: int
+
+    def embed(self, waveforms: Sequence[np.ndarray], gain_db: float = 0.0) -> torch.Tensor:
+        """(B,) mono waveforms at ``sample_rate`` -> (B, embed_dim) float32 embeddings."""
+        ...
+
+
+class ClapAudioEncoder:
+    """LAION CLAP through transformers; embeddings are the L2-normalised projected audio features."""
+
+    def __init__(self, model, feature_extractor, device: str | torch.device = "cpu"):
+        self.model = model.eval().requires_grad_(False).to(device)
+        self.feature_extractor = feature_extractor
+        self.device = torch.device(device)
+        self.sample_rate = int(feature_extractor.sampling_rate)
+        self.embed_dim = int(model.config.projection_dim)
+
+    @classmethod
+    def from_pretrained(cls, path: str, device: str | torch.device = "cpu") -> "ClapAudioEncoder":
+        from transformers import ClapFeatureExtractor, ClapModel
+
+        return cls(ClapModel.from_pretrained(path), ClapFeatureExtractor.from_pretrained(path), device)
+
+    @torch.no_grad()
+    def embed(self, waveforms: Sequence[np.ndarray], gain_db: float = 0.0) -> torch.Tensor:
+        waves = [apply_gain(np.asarray(w, dtype=np.float32), gain_db) for w in waveforms]
+        inputs = self.feature_extractor(waves, sampling_rate=self.sample_rate, return_tensors="pt")
+        inputs = {k: v.to(self.device) for k, v in inputs.items()}
+        out = self.model.get_audio_features(**inputs)
+        return out.pooler_output.float().cpu()

@@ -1,0 +1,85 @@
+"""SonicDiffusion weights on disk: the projector and the gated layers, one safetensors file plus a JSON config.
+
+    <dir>/config.json        {"format": "sonic-diffusion", "version": 1, "projector": {...}, "adapters": {...}}
+    <dir>/model.safetensors  keys "projector.<module path>" and "adapters.<layer>.<module path>"
+
+Loading is strict: a missing or unexpected key, or a shape mismatch, is an error naming the keys.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from diffusers import UNet2DConditionModel
+from safetensors.torch import load_file, save_file
+
+from sonic.models.adapters import AudioAdapters, install_adapters
+from sonic.models.projector import AudioProjector, ProjectorConfig
+
+FORMAT = "sonic-diffusion"
+VERSION = 1
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+
+def save_weights(path: str | Path, projector: AudioProjector, adapters: AudioAdapters, **metadata) -> Path:
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().contiguous().cpu() for k, v in trainable_state(projector, adapters).items()}
+    config = {
+        "format": FORMAT,
+        "version": VERSION,
+        "projector": projector.config.to_dict(),
+        "adapters": {"layers": adapters.names},
+        "metadata": metadata,
+    }
+    tmp = path / (WEIGHTS_NAME + ".tmp")
+    save_file(tensors, str(tmp), metadata={"format": FORMAT})
+    tmp.replace(path / WEIGHTS_NAME)
+    (path / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def read_config(path: str | Path) -> dict:
+    path = Path(path)
+    cfg_file = path / CONFIG_NAME
+    if not cfg_file.is_file():
+        raise FileNotFoundError(f"{path}: not a SonicDiffusion weights folder (no {CONFIG_NAME})")
+    config = json.loads(cfg_file.read_text())
+    if config.get("format") != FORMAT or config.get("version") != VERSION:
+        raise ValueError(f"{cfg_file}: expected format {FORMAT!r} version {VERSION}, got {config.get('format')!r} "
+                         f"version {config.get('version')}")
+    return config
+
+
+def load_weights(path: str | Path, unet: UNet2DConditionModel) -> tuple[AudioProjector, AudioAdapters]:
+    """Build the projector, install the saved layers into ``unet`` and load both strictly."""
+    path = Path(path)
+    config = read_config(path)
+    tensors = load_file(str(path / WEIGHTS_NAME))
+    unknown = sorted(k for k in tensors if not k.startswith(("projector.", "adapters.")))
+    if unknown:
+        raise KeyError(f"{path / WEIGHTS_NAME}: unexpected keys {unknown}")
+    projector = AudioProjector(ProjectorConfig(**config["projector"]))
+    p_state = {k[len("projector.") :]: v for k, v in tensors.items() if k.startswith("projector.")}
+    try:
+        projector.load_state_dict(p_state, strict=True)
+    except RuntimeError as err:
+        raise KeyError(f"{path / WEIGHTS_NAME}: projector weights do not match its config: {err}") from err
+    adapters = install_adapters(unet, config["adapters"]["layers"])
+    try:
+        adapters.load_state_dict({k[len("adapters.") :]: v for k, v in tensors.items() if k.startswith("adapters.")})
+    except Exception:
+        adapters.remove()
+        raise
+    param = next(unet.parameters())
+    projector.to(device=param.device, dtype=param.dtype)
+    return projector, adapters
+
+
+def trainable_state(projector: AudioProjector, adapters: AudioAdapters) -> dict[str, torch.Tensor]:
+    """The same key space as the weights file, for comparisons in tests and checkpoints."""
+    state = {f"projector.{k}": v for k, v in projector.state_dict().items()}
+    return state | {f"adapters.{k}": v for k, v in adapters.state_dict().items()}

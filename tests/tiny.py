@@ -1,0 +1,113 @@
+"""Tiny SD-1.x-shaped components built inside the tests (CPU, random weights, seconds to build).
+
+The UNet has the SD-1.4 block types and counts, so layer numbering (down0..5, mid, up3..11) holds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+CROSS_DIM = 32
+AUDIO_DIM = 24
+
+
+def tiny_unet(seed: int = 0) -> UNet2DConditionModel:
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        block_out_channels=(16, 32, 32, 32),
+        layers_per_block=2,
+        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+        cross_attention_dim=CROSS_DIM,
+        attention_head_dim=4,
+        norm_num_groups=8,
+    )
+    return unet.requires_grad_(False).eval()
+
+
+def tiny_vae(seed: int = 0) -> AutoencoderKL:
+    torch.manual_seed(seed)
+    vae = AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        block_out_channels=(8, 16),
+        latent_channels=4,
+        norm_num_groups=8,
+        sample_size=16,
+    )
+    return vae.requires_grad_(False).eval()
+
+
+def write_tokenizer(folder: Path) -> CLIPTokenizer:
+    """A byte-level BPE vocabulary with no merges: every character is a token."""
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    folder.mkdir(parents=True, exist_ok=True)
+    chars = sorted(set(bytes_to_unicode().values()))
+    vocab = {c: i for i, c in enumerate(chars)}
+    for c in chars:
+        vocab[c + "</w>"] = len(vocab)
+    vocab["<|startoftext|>"] = len(vocab)
+    vocab["<|endoftext|>"] = len(vocab)
+    tok = CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
+    tok.save_pretrained(folder)
+    return tok
+
+
+def tiny_text_encoder(vocab_size: int, seed: int = 0) -> CLIPTextModel:
+    torch.manual_seed(seed)
+    cfg = CLIPTextConfig(
+        vocab_size=vocab_size,
+        hidden_size=CROSS_DIM,
+        intermediate_size=37,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=77,
+        eos_token_id=vocab_size - 1,
+        bos_token_id=vocab_size - 2,
+    )
+    return CLIPTextModel(cfg).requires_grad_(False).eval()
+
+
+def tiny_scheduler() -> DDIMScheduler:
+    return DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
+
+
+def write_sd_folder(root: Path) -> Path:
+    """A Stable-Diffusion-layout folder (unet/ vae/ text_encoder/ tokenizer/ scheduler/) of tiny models."""
+    tok = write_tokenizer(root / "tokenizer")
+    tiny_unet().save_pretrained(root / "unet")
+    tiny_vae().save_pretrained(root / "vae")
+    tiny_text_encoder(len(tok)).save_pretrained(root / "text_encoder")
+    tiny_scheduler().save_pretrained(root / "scheduler")
+    return root
+
+
+def tiny_config_dict(sd: Path, **overrides) -> dict:
+    data = {
+        "profile": "test",
+        "seed": 0,
+        "models": {"sd": str(sd)},
+        "audio_encoder": {"embed_dim": AUDIO_DIM, "sample_rate": 48000},
+        "projector": {"num_tokens": 5, "num_blocks": 4, "num_heads": 2, "attn_dim": 16},
+        "adapters": {"placement": "mid_and_decoder"},
+        "generation": {"steps": 3, "guidance_scale": 8.0, "resolution": 16, "batch_size": 4},
+    }
+    data.update(overrides)
+    return data
