@@ -8,6 +8,7 @@ configfile: "config.yaml"
 
 
 include: "rules/common.smk"
+include: "rules/data.smk"
 include: "rules/model.smk"
 
 
@@ -15,3 +16,4 @@ rule all:
     default_target: True
     input:
         rules.params.output.json,
+        expand(rules.manifest.output.manifest, dataset=DATASETS),

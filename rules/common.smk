@@ -1,11 +1,15 @@
 # Shared helpers. The config is validated first, so every rule can trust its keys.
 from pathlib import Path
 
+import yaml
 from snakemake.utils import validate
 
 validate(config, schema="../workflow/schemas/config.schema.yaml")
 
 RESULTS = Path(config.get("results", "results"))
+DATA = config["data"]
+DATASETS = sorted(DATA["datasets"])
+SHARDS = list(range(DATA.get("shards", 2)))
 
 
 def results(*parts):
@@ -13,7 +17,29 @@ def results(*parts):
     return str(RESULTS.joinpath(*parts))
 
 
-def config_file():
-    """The config file(s) this run was started with, passed on to `sonic` commands."""
-    files = workflow.overwrite_configfiles or workflow.configfiles
-    return str(files[-1])
+def _effective_config():
+    """The merged config of this run (config files + --config overrides), for `sonic` commands.
+
+    Rules pass only the config slices they depend on as `params`, so a change reruns exactly the rules it
+    affects; the file itself is not an input.
+    """
+    path = Path(".snakemake", "sonic", "config.yaml")
+    text = yaml.safe_dump(config, sort_keys=True)
+    if not path.is_file() or path.read_text() != text:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return str(path)
+
+
+CONFIG = _effective_config()
+
+
+def synth_enabled():
+    return bool((DATA.get("synth") or {}).get("size"))
+
+
+def raw_input(wildcards):
+    """Demo profile: the synthetic copy of the dataset; paper profile: nothing (the native copy exists)."""
+    if synth_enabled():
+        return rules.synth.output.root.format(dataset=wildcards.dataset)
+    return []

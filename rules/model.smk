@@ -13,6 +13,11 @@ rule params:
         mem_mb=4000,
         runtime=10,
     params:
-        config=config_file(),
+        config=CONFIG,
+        model=lambda w: [
+            config["models"].get("unet_config"),
+            config["projector"],
+            config["adapters"],
+        ],
     shell:
         "sonic params --config {params.config:q} --out {output.json:q} --threads {threads} > {log:q} 2>&1"

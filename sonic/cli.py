@@ -114,6 +114,44 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_synth(args: argparse.Namespace) -> int:
+    from sonic import config as config_mod
+    from sonic.data import synth
+
+    cfg = config_mod.load(args.config)
+    size = args.size or cfg.data.synth_size
+    if size is None:
+        raise config_mod.ConfigError(f"{cfg.source}: data.synth.size is null (real data); pass --size to synthesise")
+    spec = cfg.data.dataset(args.dataset)
+    out = Path(args.out)
+    writers = {
+        "greatest_hits": [synth.synth_greatest_hits],
+        "landscape": [synth.synth_landscape] + ([synth.synth_into_the_wild] if spec.get("into_the_wild") else []),
+        "ravdess": [synth.synth_ravdess],
+    }[spec["format"]]
+    roots = [write(out, size=size, seed=cfg.seed) for write in writers]
+    log.info("wrote %s (%s size)", ", ".join(map(str, roots)), size)
+    if args.bad_inputs or cfg.data.synth_bad_inputs:
+        for path, kind in synth.synth_bad_inputs(roots[0], spec["format"], seed=cfg.seed):
+            log.info("bad input (%s): %s", kind, path)
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from sonic import config as config_mod
+    from sonic.data import run
+
+    cfg = config_mod.load(args.config)
+    if args.step == "index":
+        run.run_index(cfg, args.dataset, Path(args.videos), Path(args.rejects))
+    elif args.step == "extract":
+        run.run_extract(cfg, args.dataset, Path(args.videos), args.shard, args.shards, Path(args.out))
+    else:
+        run.run_manifest(cfg, [Path(d) for d in args.shard_dirs], Path(args.index_rejects), Path(args.out),
+                         Path(args.rejects))
+    return 0
+
+
 # ---- parser -----------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sonic", description=__doc__.split("\n")[0])
@@ -148,7 +186,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder for PNGs")
     p.set_defaults(func=cmd_generate)
 
-    for p in sub.choices.values():
+    p = sub.add_parser("synth", help="write a synthetic dataset in its native on-disk format (demo profile)")
+    p.add_argument("--config", required=True)
+    p.add_argument("--dataset", required=True, help="dataset name from data.datasets")
+    p.add_argument("--size", choices=["smoke", "demo"], help="default: data.synth.size")
+    p.add_argument("--bad-inputs", action="store_true", help="also write corrupt and edge-case files")
+    p.add_argument("--out", required=True, help="root folder; the native layout is written inside")
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("data", help="data preparation: index a dataset, extract a shard, build the manifest")
+    steps = p.add_subparsers(dest="step", required=True, metavar="<step>")
+    q = steps.add_parser("index", help="native layout -> table of source videos + rejects")
+    q.add_argument("--videos", required=True, help="output CSV of usable videos")
+    q.add_argument("--rejects", required=True, help="output CSV of skipped files with reasons")
+    q = steps.add_parser("extract", help="frames + audio clips for one shard of the videos")
+    q.add_argument("--videos", required=True)
+    q.add_argument("--shard", type=int, required=True)
+    q.add_argument("--shards", type=int, required=True)
+    q.add_argument("--out", required=True, help="shard folder (clips.csv, rejects.csv, frames/, audio/)")
+    q = steps.add_parser("manifest", help="merge shards; stratified 90/10 split and evaluation subset")
+    q.add_argument("--shard-dirs", nargs="+", required=True)
+    q.add_argument("--index-rejects", required=True)
+    q.add_argument("--out", required=True, help="manifest CSV")
+    q.add_argument("--rejects", required=True, help="rejects CSV (index + extraction)")
+    for q in steps.choices.values():
+        q.add_argument("--config", required=True)
+        q.add_argument("--dataset", required=True)
+        q.add_argument("--threads", type=int)
+    p.set_defaults(func=cmd_data)
+
+    for name, p in sub.choices.items():
+        if name == "data":
+            continue
         p.add_argument("--threads", type=int, help="torch CPU threads (Snakemake passes {threads})")
     return parser
 

@@ -66,6 +66,27 @@ class ProjectorSettings:
 
 
 @dataclass(frozen=True)
+class DataConfig:
+    datasets: dict[str, dict]
+    raw: str = "results/raw"
+    synth_size: str | None = None
+    synth_bad_inputs: bool = False
+    segment_seconds: float = 10.0
+    min_clip_seconds: float = 1.0
+    min_hits: int = 2
+    silence_dbfs: float = -60.0
+    frame_size: int | None = None
+    val_fraction: float = 0.1
+    eval_audios_per_class: int = 5
+    shards: int = 2
+
+    def dataset(self, name: str) -> dict:
+        if name not in self.datasets:
+            raise ConfigError(f"data.datasets has no dataset {name!r}; configured: {sorted(self.datasets)}")
+        return self.datasets[name]
+
+
+@dataclass(frozen=True)
 class Config:
     profile: str
     seed: int
@@ -74,6 +95,7 @@ class Config:
     projector: ProjectorSettings
     adapters: AdapterConfig
     generation: GenerationConfig
+    data: DataConfig
     results: str = "results"
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     source: str | None = None
@@ -106,9 +128,16 @@ def from_dict(data: dict, source: str = "<config>") -> Config:
         projector=ProjectorSettings(**data.get("projector", {})),
         adapters=AdapterConfig(placement=placement if isinstance(placement, str) else tuple(placement)),
         generation=GenerationConfig(**data.get("generation", {})),
+        data=_data_config(data["data"]),
         raw=data,
         source=source,
     )
+
+
+def _data_config(d: dict) -> DataConfig:
+    d = dict(d)
+    synth = d.pop("synth", None) or {}
+    return DataConfig(synth_size=synth.get("size"), synth_bad_inputs=bool(synth.get("bad_inputs", False)), **d)
 
 
 def load(path: str | Path) -> Config:

@@ -108,6 +108,7 @@ def tiny_config_dict(sd: Path, **overrides) -> dict:
         "projector": {"num_tokens": 5, "num_blocks": 4, "num_heads": 2, "attn_dim": 16},
         "adapters": {"placement": "mid_and_decoder"},
         "generation": {"steps": 3, "guidance_scale": 8.0, "resolution": 16, "batch_size": 4},
+        "data": {"datasets": {"ravdess": {"format": "ravdess", "root": str(sd.parent / "ravdess")}}},
     }
     data.update(overrides)
     return data

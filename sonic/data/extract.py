@@ -1,0 +1,178 @@
+"""Per-video extraction: segments, one middle frame and the segment's audio per clip (paper §4, supp. §1.2).
+
+Each source video is decoded once for its frames (ffmpeg ``select`` of the wanted frame numbers) and once
+for its audio (mono, at the audio encoder's rate); clips are cut from those arrays. A problem with one
+video or one segment becomes a reject row with its reason; the other videos go on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm.auto import tqdm
+
+from sonic.data import media
+from sonic.data.datasets import parse_times
+from sonic.data.tables import Reject, Video, slug
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ExtractSettings:
+    sample_rate: int = 48000  # the audio encoder's rate
+    segment_seconds: float = 10.0
+    whole_file: bool = False  # RAVDESS: the whole song is one clip
+    min_seconds: float = 1.0  # whole-file clips shorter than this are rejected
+    min_hits: int = 2  # Greatest Hits: hits a window needs, all of one material
+    consecutive_material: bool = False  # Greatest Hits filter on/off
+    silence_dbfs: float = -60.0  # RMS below this is "silent"
+    frame_size: int | None = None  # square resize of frames; None keeps the native size
+
+
+@dataclass(frozen=True)
+class Segment:
+    start: float
+    end: float
+    label: str | None
+    extra: dict
+
+
+def plan_segments(video: Video, duration: float, settings: ExtractSettings) -> tuple[list[Segment], list[Reject]]:
+    """Split ``duration`` seconds into clips; apply the Greatest Hits single-material filter."""
+    rejects: list[Reject] = []
+
+    def reject(reason: str, start: float | None = None, end: float | None = None) -> None:
+        where = video.video if start is None else f"{video.video}@{start:.1f}-{end:.1f}s"
+        rejects.append(Reject(video.dataset, where, "segment", reason))
+
+    if settings.whole_file:
+        if duration < settings.min_seconds:
+            reject(f"too short: {duration:.2f} s < {settings.min_seconds:g} s")
+            return [], rejects
+        return [Segment(0.0, duration, video.label, {})], rejects
+    seg = settings.segment_seconds
+    count = int(math.floor(duration / seg + 1e-6))
+    if count == 0:
+        reject(f"too short: {duration:.2f} s < one {seg:g} s segment")
+        return [], rejects
+    windows = [(k * seg, (k + 1) * seg) for k in range(count)]
+    if not settings.consecutive_material:
+        return [Segment(s, e, video.label, {}) for s, e in windows], rejects
+
+    hits, problems = parse_times(video.meta["times"])
+    for p in problems:
+        rejects.append(Reject(video.dataset, video.meta["times"], "index", p))
+    segments = []
+    for s, e in windows:
+        inside = [m for t, m in hits if s <= t < e]
+        materials = sorted({m for m in inside if m is not None})
+        if len(inside) < settings.min_hits:
+            reject(f"{len(inside)} hit(s) in the window, need {settings.min_hits}", s, e)
+        elif any(m is None for m in inside):
+            reject("a hit with material None in the window", s, e)
+        elif len(materials) > 1:
+            reject(f"mixed materials in the window: {', '.join(materials)}", s, e)
+        else:
+            segments.append(Segment(s, e, materials[0], {"hits": len(inside)}))
+    return segments, rejects
+
+
+def _dbfs(x: np.ndarray) -> float:
+    rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if x.size else 0.0
+    return 20 * math.log10(rms) if rms > 0 else -math.inf
+
+
+def extract_video(video: Video, settings: ExtractSettings, out_dir: Path) -> tuple[list[dict], list[Reject]]:
+    """All clips of one video -> (clip rows, rejects). Writes ``frames/<clip>.png`` and ``audio/<clip>.wav``."""
+    import soundfile as sf
+
+    def fail(reason: str, stage: str = "probe") -> tuple[list[dict], list[Reject]]:
+        return [], [Reject(video.dataset, video.video, stage, reason)]
+
+    try:
+        info = media.probe(video.video)
+    except media.MediaError as err:
+        return fail(str(err).removeprefix(f"{video.video}: "))
+    if not info.has_video:
+        return fail("no video stream")
+    audio_path = video.audio or video.video
+    if video.audio is None and not info.has_audio:
+        return fail("no audio stream")
+    try:
+        audio_info = info if video.audio is None else media.probe(audio_path)
+        if not audio_info.has_audio:
+            return fail(f"{audio_path}: no audio stream")
+        wave = media.read_audio(audio_path, settings.sample_rate)
+    except media.MediaError as err:
+        return fail(str(err), "extract")
+    durations = [d for d in (info.duration, len(wave) / settings.sample_rate) if d is not None]
+    duration = min(durations)  # audio and video lengths can differ: use the shorter
+    segments, rejects = plan_segments(video, duration, settings)
+
+    kept: list[tuple[Segment, np.ndarray]] = []
+    for seg in segments:
+        clip = wave[int(round(seg.start * settings.sample_rate)) : int(round(seg.end * settings.sample_rate))]
+        level = _dbfs(clip)
+        if level < settings.silence_dbfs:
+            rejects.append(Reject(video.dataset, f"{video.video}@{seg.start:.1f}-{seg.end:.1f}s", "extract",
+                                  f"silent audio ({level:.1f} dBFS < {settings.silence_dbfs:g} dBFS)"))
+        else:
+            kept.append((seg, clip))
+    if not kept:
+        return [], rejects
+
+    size = (settings.frame_size, settings.frame_size) if settings.frame_size else None
+    try:
+        frames = media.read_frames(video.video, [(s.start + s.end) / 2 for s, _ in kept], size=size, info=info)
+    except media.MediaError as err:
+        return [], rejects + [Reject(video.dataset, video.video, "extract", str(err))]
+
+    rows = []
+    base = slug(video.video_id.replace("/", "__"))
+    for (seg, clip), image in zip(kept, frames, strict=True):
+        clip_id = f"{base}_{int(seg.start):05d}" if not settings.whole_file else base
+        frame_path = out_dir / "frames" / f"{clip_id}.png"
+        audio_out = out_dir / "audio" / f"{clip_id}.wav"
+        frame_path.parent.mkdir(parents=True, exist_ok=True)
+        audio_out.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(frame_path, optimize=False)
+        sf.write(audio_out, clip, settings.sample_rate, subtype="PCM_16")
+        rows.append({
+            "clip_id": clip_id,
+            "dataset": video.dataset,
+            "video_id": video.video_id,
+            "source": video.video,
+            "start": round(seg.start, 3),
+            "end": round(seg.end, 3),
+            "label": seg.label,
+            "frame": str(frame_path),
+            "audio": str(audio_out),
+            "native_split": video.native_split,
+            "meta": json.dumps(video.meta | seg.extra, sort_keys=True),
+        })
+    return rows, rejects
+
+
+def extract_videos(
+    videos: Iterable[Video], settings: ExtractSettings, out_dir: Path, progress: bool = True
+) -> tuple[list[dict], list[Reject]]:
+    """Extract many videos one after the other; an unexpected error in one video is recorded, not fatal."""
+    videos = list(videos)
+    rows, rejects = [], []
+    for video in tqdm(videos, desc=f"extract {out_dir.name}", unit="video", disable=not progress):
+        try:
+            r, j = extract_video(video, settings, out_dir)
+        except Exception as err:  # noqa: BLE001 - one bad file must not stop the dataset
+            log.exception("unexpected error while extracting %s", video.video)
+            r, j = [], [Reject(video.dataset, video.video, "extract", f"unexpected error: {type(err).__name__}: {err}")]
+        rows += r
+        rejects += j
+    return rows, rejects
