@@ -8,7 +8,7 @@ rule synth:
         results("logs", "synth", "{dataset}.log"),
     conda:
         "../envs/sonic.yaml"
-    threads: 1
+    threads: 2
     resources:
         mem_mb=2000,
         runtime=30,
@@ -18,7 +18,8 @@ rule synth:
         spec=lambda w: DATA["datasets"][w.dataset],
         seed=config["seed"],
     shell:
-        "sonic synth --config {params.config:q} --dataset {wildcards.dataset} --out {output.root:q} > {log:q} 2>&1"
+        "sonic synth --config {params.config:q} --dataset {wildcards.dataset} --out {output.root:q} "
+        "--threads {threads} > {log:q} 2>&1"
 
 
 rule index_dataset:

@@ -12,10 +12,14 @@ log = logging.getLogger("sonic")
 
 
 def _set_threads(n: int | None) -> None:
+    """Limit CPU threads to what Snakemake gave the job; torch reads these variables when it is imported."""
     if n:
-        import torch
+        import os
 
-        torch.set_num_threads(n)
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            os.environ[var] = str(n)
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(n)
 
 
 def _beta_arg(values: list[str] | None) -> float | dict[str, float]:
@@ -129,10 +133,11 @@ def cmd_synth(args: argparse.Namespace) -> int:
         "landscape": [synth.synth_landscape] + ([synth.synth_into_the_wild] if spec.get("into_the_wild") else []),
         "ravdess": [synth.synth_ravdess],
     }[spec["format"]]
-    roots = [write(out, size=size, seed=cfg.seed) for write in writers]
+    workers = args.threads or 1
+    roots = [write(out, size=size, seed=cfg.seed, workers=workers) for write in writers]
     log.info("wrote %s (%s size)", ", ".join(map(str, roots)), size)
     if args.bad_inputs or cfg.data.synth_bad_inputs:
-        for path, kind in synth.synth_bad_inputs(roots[0], spec["format"], seed=cfg.seed):
+        for path, kind in synth.synth_bad_inputs(roots[0], spec["format"], seed=cfg.seed, workers=workers):
             log.info("bad input (%s): %s", kind, path)
     return 0
 

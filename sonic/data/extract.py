@@ -113,7 +113,12 @@ def extract_video(video: Video, settings: ExtractSettings, out_dir: Path) -> tup
         wave = media.read_audio(audio_path, settings.sample_rate)
     except media.MediaError as err:
         return fail(str(err), "extract")
-    durations = [d for d in (info.duration, len(wave) / settings.sample_rate) if d is not None]
+    decoded = len(wave) / settings.sample_rate
+    stated = audio_info.duration
+    if stated and decoded < stated - max(0.5, 0.05 * stated):
+        # A file cut short but with its index intact probes fine and decodes partially without an error code.
+        return fail(f"truncated or corrupt: audio decodes to {decoded:.2f} s of the {stated:.2f} s stated", "extract")
+    durations = [d for d in (info.duration, decoded) if d is not None]
     duration = min(durations)  # audio and video lengths can differ: use the shorter
     segments, rejects = plan_segments(video, duration, settings)
 

@@ -145,9 +145,11 @@ def read_frames(
     n = len(raw) // frame_bytes
     if n == 0:
         raise MediaError(f"{path}: no decodable video frames")
+    if n < len(wanted):
+        raise MediaError(f"{path}: truncated or corrupt: video frame {wanted[n]} (t={wanted[n] / fps:.2f} s) "
+                         f"cannot be decoded")
     frames = np.frombuffer(raw[: n * frame_bytes], dtype=np.uint8).reshape(n, height, width, 3)
-    # Frames past the end of a short stream fall back to the last decoded one.
-    by_number = {num: frames[min(i, n - 1)] for i, num in enumerate(wanted)}
+    by_number = dict(zip(wanted, frames, strict=True))
     return [by_number[max(0, int(t * fps))].copy() for t in times]
 
 

@@ -10,9 +10,10 @@ import zlib
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.fft import next_fast_len
 
 H = W = 128
-_YY, _XX = np.mgrid[0:H, 0:W].astype(np.float32)
+YY, XX = np.mgrid[0:H, 0:W].astype(np.float32)  # pixel row and column coordinates
 
 
 def rng_for(seed: int, *keys: object) -> np.random.Generator:
@@ -25,7 +26,7 @@ def rng_for(seed: int, *keys: object) -> np.random.Generator:
 # ---- pictures -------------------------------------------------------------------------------------------
 def vgrad(top, bottom, y0: float = 0, y1: float = H) -> np.ndarray:
     """Vertical colour gradient from ``top`` at row y0 to ``bottom`` at row y1 (clamped outside)."""
-    f = np.clip((_YY - y0) / max(y1 - y0, 1), 0, 1)[..., None]
+    f = np.clip((YY - y0) / max(y1 - y0, 1), 0, 1)[..., None]
     return (np.asarray(top, np.float32) * (1 - f) + np.asarray(bottom, np.float32) * f).astype(np.float32)
 
 
@@ -42,27 +43,35 @@ def modulate(img: np.ndarray, texture: np.ndarray, amount: float, region: np.nda
 
 
 def rows_below(y: float, soft: float = 1.0) -> np.ndarray:
-    return np.clip((_YY - y) / soft + 0.5, 0, 1)
+    return np.clip((YY - y) / soft + 0.5, 0, 1)
 
 
 def ellipse(cx: float, cy: float, rx: float, ry: float | None = None) -> np.ndarray:
     """Filled ellipse with a one-pixel soft edge."""
     ry = rx if ry is None else ry
-    d = np.sqrt(((_XX - cx) / rx) ** 2 + ((_YY - cy) / ry) ** 2)
+    d = np.sqrt(((XX - cx) / rx) ** 2 + ((YY - cy) / ry) ** 2)
     return np.clip((1 - d) * min(rx, ry) + 0.5, 0, 1)
 
 
 def ring(cx: float, cy: float, r: float, width: float) -> np.ndarray:
-    d = np.hypot(_XX - cx, _YY - cy)
+    d = np.hypot(XX - cx, YY - cy)
     return np.clip(width / 2 - np.abs(d - r) + 0.5, 0, 1)
 
 
 def segment(x0: float, y0: float, x1: float, y1: float, width: float) -> np.ndarray:
-    """Line segment of the given width with a one-pixel soft edge."""
+    """Line segment of the given width with a one-pixel soft edge (computed inside its bounding box only)."""
+    m = np.zeros((H, W), np.float32)
+    pad = width / 2 + 1
+    r0, r1 = max(int(min(y0, y1) - pad), 0), min(int(max(y0, y1) + pad) + 1, H)
+    c0, c1 = max(int(min(x0, x1) - pad), 0), min(int(max(x0, x1) + pad) + 1, W)
+    if r0 >= r1 or c0 >= c1:
+        return m
+    xx, yy = XX[r0:r1, c0:c1], YY[r0:r1, c0:c1]
     dx, dy = x1 - x0, y1 - y0
-    t = np.clip(((_XX - x0) * dx + (_YY - y0) * dy) / max(dx * dx + dy * dy, 1e-6), 0, 1)
-    d = np.hypot(_XX - (x0 + t * dx), _YY - (y0 + t * dy))
-    return np.clip(width / 2 - d + 0.5, 0, 1)
+    t = np.clip(((xx - x0) * dx + (yy - y0) * dy) / max(dx * dx + dy * dy, 1e-6), 0, 1)
+    d = np.hypot(xx - (x0 + t * dx), yy - (y0 + t * dy))
+    m[r0:r1, c0:c1] = np.clip(width / 2 - d + 0.5, 0, 1)
+    return m
 
 
 def polyline(points, width: float) -> np.ndarray:
@@ -75,15 +84,15 @@ def polyline(points, width: float) -> np.ndarray:
 def triangle(apex: tuple[float, float], half_base: float, height: float) -> np.ndarray:
     """Upright isosceles triangle (a tree) with its apex at ``apex``."""
     ax, ay = apex
-    depth = (_YY - ay) / height  # 0 at the apex, 1 at the base
-    inside = (depth >= 0) & (depth <= 1) & (np.abs(_XX - ax) <= depth * half_base)
+    depth = (YY - ay) / height  # 0 at the apex, 1 at the base
+    inside = (depth >= 0) & (depth <= 1) & (np.abs(XX - ax) <= depth * half_base)
     return inside.astype(np.float32)
 
 
 def stripes(cycles: float, angle_deg: float, phase: float = 0.0, warp: np.ndarray | None = None) -> np.ndarray:
     """Sinusoidal stripes in [-1, 1] with ``cycles`` periods across the frame along direction ``angle_deg``."""
     a = np.deg2rad(angle_deg)
-    coord = (_XX * np.cos(a) + _YY * np.sin(a)) / W
+    coord = (XX * np.cos(a) + YY * np.sin(a)) / W
     if warp is not None:
         coord = coord + warp
     return np.sin(2 * np.pi * cycles * coord + phase).astype(np.float32)
@@ -159,11 +168,12 @@ def rms(x: np.ndarray) -> float:
 def band_noise(rng: np.random.Generator, n: int, sr: int, lo: float, hi: float) -> np.ndarray:
     """Unit-RMS noise band-limited to [lo, hi] Hz with smooth (log-frequency logistic) edges."""
     n = max(int(n), 2)
-    spec = np.fft.rfft(rng.standard_normal(n))
-    lf = np.log2(np.maximum(np.fft.rfftfreq(n, 1 / sr), 1.0))
+    m = next_fast_len(n, real=True)  # FFT of a 5-smooth length, then cut: fast for any n
+    spec = np.fft.rfft(rng.standard_normal(m))
+    lf = np.log2(np.maximum(np.fft.rfftfreq(m, 1 / sr), 1.0))
     hi = min(hi, 0.45 * sr)
     mask = 1 / (1 + np.exp(-8 * (lf - np.log2(lo)))) / (1 + np.exp(8 * (lf - np.log2(hi))))
-    x = np.fft.irfft(spec * mask, n)
+    x = np.fft.irfft(spec * mask, m)[:n]
     return x / (rms(x) + 1e-12)
 
 
@@ -212,7 +222,15 @@ def add_at(out: np.ndarray, template: np.ndarray, t: float, sr: int, gain: float
         out[i:j] += gain * template[: j - i]
 
 
+def soft_limit(x: np.ndarray, knee: float = 0.5) -> np.ndarray:
+    """Identity below ``knee``, a tanh shoulder above it that never reaches 1: monotone, so louder stays louder."""
+    a = np.abs(x)
+    over = a > knee
+    y = x.copy()
+    y[over] = np.sign(x[over]) * (knee + (1 - knee) * np.tanh((a[over] - knee) / (1 - knee)))
+    return y
+
+
 def at_rms(x: np.ndarray, db: float) -> np.ndarray:
-    """Scale to an RMS level of ``db`` dBFS, then clip to [-1, 1]; returns float32."""
-    y = x * (10 ** (db / 20) / (rms(x) + 1e-12))
-    return np.clip(y, -1, 1).astype(np.float32)
+    """Scale to an RMS level of ``db`` dBFS (before the soft limiter, which only touches peaks); float32."""
+    return soft_limit(x * (10 ** (db / 20) / (rms(x) + 1e-12))).astype(np.float32)

@@ -95,7 +95,9 @@ def test_corrupt_file_is_rejected_and_the_rest_goes_on(tmp_path):
     bad.write_bytes(good.read_bytes()[: good.stat().st_size // 3])
     videos, _ = index_dataset(DatasetSpec("landscape", "landscape", str(land)))
     rows, rejects = extract_videos(videos, ExtractSettings(), tmp_path / "out", progress=False)
-    assert any(r.source.endswith("truncated.mp4") for r in rejects)
+    # Cut with its index intact at the front: it probes fine and decodes partially without an error code.
+    reason = next(r.reason for r in rejects if r.source.endswith("truncated.mp4"))
+    assert "truncated or corrupt" in reason or "ffmpeg failed" in reason, reason
     assert {r["video_id"] for r in rows} >= {"train/fire_crakling/f1"}
 
 
