@@ -157,6 +157,18 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_features(args: argparse.Namespace) -> int:
+    from sonic import config as config_mod
+    from sonic.features import compute_clap_cache
+    from sonic.registry import load_audio_encoder
+
+    cfg = config_mod.load(args.config)
+    encoder = load_audio_encoder(cfg)
+    compute_clap_cache(encoder, args.manifest, args.out, args.index, batch_size=args.batch_size,
+                       encoder_name=str(cfg.models.clap))
+    return 0
+
+
 # ---- parser -----------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sonic", description=__doc__.split("\n")[0])
@@ -219,6 +231,15 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--dataset", required=True)
         q.add_argument("--threads", type=int)
     p.set_defaults(func=cmd_data)
+
+    p = sub.add_parser("features", help="feature caches computed once per dataset (CLAP embeddings)")
+    p.add_argument("kind", choices=["clap"])
+    p.add_argument("--config", required=True)
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--out", required=True, help="safetensors file with `embeddings` (N, d) in manifest order")
+    p.add_argument("--index", required=True, help="CSV row -> clip_id")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.set_defaults(func=cmd_features)
 
     for name, p in sub.choices.items():
         if name == "data":

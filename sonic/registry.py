@@ -80,3 +80,40 @@ def load_audio_encoder(cfg: Config, device: str | torch.device = "cpu"):
             f"{cfg.audio_encoder.sample_rate}"
         )
     return encoder
+
+
+@dataclass
+class Clip:
+    model: torch.nn.Module  # transformers CLIPModel
+    tokenizer: object
+    image_processor: object
+
+
+def load_clip(cfg: Config, key: str, device: str | torch.device = "cpu") -> Clip:
+    """A CLIP (``models.clip_ais`` for AIS, ``models.clip_eval`` for IIS/AIC) with its tokenizer and processor."""
+    from transformers import CLIPImageProcessor, CLIPModel, CLIPTokenizer
+
+    if key not in ("clip_ais", "clip_eval"):
+        raise ValueError(f"load_clip serves models.clip_ais and models.clip_eval, not models.{key}")
+    location = check_location(key, getattr(cfg.models, key))
+    model = CLIPModel.from_pretrained(location).eval().requires_grad_(False).to(device)
+    return Clip(model, CLIPTokenizer.from_pretrained(location), CLIPImageProcessor.from_pretrained(location))
+
+
+def load_wav2clip(cfg: Config, device: str | torch.device = "cpu"):
+    """The Wav2CLIP audio encoder from the official checkpoint file (or a miniature one saved the same way)."""
+    from sonic.models.wav2clip import load_wav2clip as load
+
+    location = check_location("wav2clip", cfg.models.wav2clip)
+    if not Path(location).is_file():
+        raise ConfigError(f"models.wav2clip: {location} is not a file (expected Wav2CLIP.pt)")
+    return load(location, device=device)
+
+
+def load_blip2(cfg: Config, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
+    """BLIP-2 captioner and its processor from ``models.blip2``."""
+    from transformers import Blip2ForConditionalGeneration, Blip2Processor
+
+    location = check_location("blip2", cfg.models.blip2)
+    model = Blip2ForConditionalGeneration.from_pretrained(location, torch_dtype=dtype)
+    return model.eval().requires_grad_(False).to(device), Blip2Processor.from_pretrained(location)

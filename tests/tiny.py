@@ -112,3 +112,18 @@ def tiny_config_dict(sd: Path, **overrides) -> dict:
     }
     data.update(overrides)
     return data
+
+
+def write_clap_folder(folder: Path, projection_dim: int = AUDIO_DIM, seed: int = 0) -> Path:
+    """A tiny transformers ClapModel + ClapFeatureExtractor (48 kHz, 1 s) saved like a real CLAP folder."""
+    from transformers import ClapConfig, ClapFeatureExtractor, ClapModel
+
+    torch.manual_seed(seed)
+    audio = dict(depths=[1, 1, 1, 1], num_attention_heads=[1, 1, 1, 1], patch_embeds_hidden_size=16, hidden_size=128,
+                 projection_dim=projection_dim, spec_size=256, num_mel_bins=64, window_size=8, enable_fusion=False)
+    text = dict(vocab_size=100, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=37,
+                projection_dim=projection_dim, max_position_embeddings=40)
+    ClapModel(ClapConfig(text_config=text, audio_config=audio, projection_dim=projection_dim)).save_pretrained(folder)
+    ClapFeatureExtractor(feature_size=64, sampling_rate=48000, max_length_s=1, truncation="rand_trunc",
+                         padding="repeatpad").save_pretrained(folder)
+    return folder

@@ -4,24 +4,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from transformers import ClapConfig, ClapFeatureExtractor, ClapModel
 
 from sonic.audio import AudioError, apply_gain, load_audio
 from sonic.models.audio_encoder import AudioEncoder, ClapAudioEncoder
+from tests.tiny import write_clap_folder
 
 
 @pytest.fixture(scope="module")
 def clap_folder(tmp_path_factory):
-    torch.manual_seed(0)
-    audio = dict(depths=[1, 1, 1, 1], num_attention_heads=[1, 1, 1, 1], patch_embeds_hidden_size=16, hidden_size=128,
-                 projection_dim=24, spec_size=256, num_mel_bins=64, window_size=8, enable_fusion=False)
-    text = dict(vocab_size=100, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=37,
-                projection_dim=24, max_position_embeddings=40)
-    folder = tmp_path_factory.mktemp("clap")
-    ClapModel(ClapConfig(text_config=text, audio_config=audio, projection_dim=24)).save_pretrained(folder)
-    ClapFeatureExtractor(feature_size=64, sampling_rate=48000, max_length_s=1, truncation="rand_trunc",
-                         padding="repeatpad").save_pretrained(folder)
-    return folder
+    return write_clap_folder(tmp_path_factory.mktemp("clap"))
 
 
 def tone(seconds=0.5, sr=48000, freq=440.0):
