@@ -9,6 +9,8 @@ configfile: "config.yaml"
 
 include: "rules/common.smk"
 include: "rules/data.smk"
+include: "rules/pretrain.smk"
+include: "rules/features.smk"
 include: "rules/model.smk"
 
 

@@ -43,3 +43,16 @@ def raw_input(wildcards):
     if synth_enabled():
         return rules.synth.output.root.format(dataset=wildcards.dataset)
     return []
+
+
+def model_input(key):
+    """A configured model location as an input of a job. Local paths (files or folders, possibly built by a
+    pretrain rule) are tracked; hub ids (`hub:<org>/<name>`) are not files and are left out.
+    """
+    location = config["models"].get(key)
+    if not location or location.startswith("hub:"):
+        return []
+    return location
+
+
+PRETRAIN = (config.get("pretrain") or {}).get("enabled", False)

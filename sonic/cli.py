@@ -169,6 +169,21 @@ def cmd_features(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    """Train one miniature model of the demo profile on the synthetic world's manifests."""
+    import importlib
+    import json as json_mod
+
+    from sonic import config as config_mod
+
+    cfg = config_mod.load(args.config)
+    steps = args.steps or (cfg.raw.get("pretrain") or {}).get("steps", {}).get(args.model)
+    module = importlib.import_module(f"sonic.pretrain.{args.model}")
+    quality = module.main(args.manifests, args.out, seed=cfg.seed, steps=steps)
+    print(json_mod.dumps(quality, indent=2))
+    return 0
+
+
 # ---- parser -----------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sonic", description=__doc__.split("\n")[0])
@@ -231,6 +246,14 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--dataset", required=True)
         q.add_argument("--threads", type=int)
     p.set_defaults(func=cmd_data)
+
+    p = sub.add_parser("pretrain", help="train a miniature pretrained model on the synthetic world (demo)")
+    p.add_argument("model", choices=["clip", "clap"])
+    p.add_argument("--config", required=True)
+    p.add_argument("--manifests", nargs="+", required=True)
+    p.add_argument("--out", required=True, help="model folder (save_pretrained layout) + quality.json")
+    p.add_argument("--steps", type=int, help="training steps (default: pretrain.steps.<model> or the model's own)")
+    p.set_defaults(func=cmd_pretrain)
 
     p = sub.add_parser("features", help="feature caches computed once per dataset (CLAP embeddings)")
     p.add_argument("kind", choices=["clap"])

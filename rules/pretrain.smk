@@ -1,0 +1,51 @@
+# Miniature pretrained models (demo profile, SPEC §7), trained on the synthetic world and written to the
+# locations that `models` names, in the formats the paper profile loads. Off when pretrain.enabled is false.
+
+
+if PRETRAIN:
+
+    rule train_clip:
+        input:
+            manifests=expand(rules.manifest.output.manifest, dataset=DATASETS),
+        output:
+            model=directory(config["models"]["clip_eval"]),
+        log:
+            results("logs", "pretrain", "clip.log"),
+        benchmark:
+            results("benchmarks", "pretrain", "clip.tsv")
+        conda:
+            "../envs/sonic.yaml"
+        threads: 2
+        resources:
+            mem_mb=8000,
+            runtime=60,
+        params:
+            config=CONFIG,
+            steps=config["pretrain"].get("steps", {}).get("clip"),
+            seed=config["seed"],
+        shell:
+            "sonic pretrain clip --config {params.config:q} --manifests {input.manifests:q} "
+            "--out {output.model:q} --threads {threads} > {log:q} 2>&1"
+
+    rule train_clap:
+        input:
+            manifests=expand(rules.manifest.output.manifest, dataset=DATASETS),
+        output:
+            model=directory(config["models"]["clap"]),
+        log:
+            results("logs", "pretrain", "clap.log"),
+        benchmark:
+            results("benchmarks", "pretrain", "clap.tsv")
+        conda:
+            "../envs/sonic.yaml"
+        threads: 2
+        resources:
+            mem_mb=8000,
+            runtime=60,
+        params:
+            config=CONFIG,
+            steps=config["pretrain"].get("steps", {}).get("clap"),
+            seed=config["seed"],
+        shell:
+            "sonic pretrain clap --config {params.config:q} --manifests {input.manifests:q} "
+            "--out {output.model:q} --threads {threads} > {log:q} 2>&1"
