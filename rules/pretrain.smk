@@ -15,7 +15,7 @@ if PRETRAIN:
             results("benchmarks", "pretrain", "clip.tsv")
         conda:
             "../envs/sonic.yaml"
-        threads: 2
+        threads: 1
         resources:
             mem_mb=8000,
             runtime=60,

@@ -172,6 +172,7 @@ def cmd_features(args: argparse.Namespace) -> int:
 def cmd_pretrain(args: argparse.Namespace) -> int:
     """Train one miniature model of the demo profile on the synthetic world's manifests."""
     import importlib
+    import inspect
     import json as json_mod
 
     from sonic import config as config_mod
@@ -179,7 +180,10 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     cfg = config_mod.load(args.config)
     steps = args.steps or (cfg.raw.get("pretrain") or {}).get("steps", {}).get(args.model)
     module = importlib.import_module(f"sonic.pretrain.{args.model}")
-    quality = module.main(args.manifests, args.out, seed=cfg.seed, steps=steps)
+    kwargs = {"seed": cfg.seed, "steps": steps}
+    if "threads" in inspect.signature(module.main).parameters:
+        kwargs["threads"] = args.threads
+    quality = module.main(args.manifests, args.out, **kwargs)
     print(json_mod.dumps(quality, indent=2))
     return 0
 

@@ -1,0 +1,145 @@
+"""Miniature CLIP (SPEC §7): CLIP-format tokenizer, a save_pretrained folder every CLIP class loads, determinism."""
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from safetensors.torch import load_file
+from transformers import CLIPImageProcessor, CLIPModel, CLIPTextModel, CLIPTokenizer
+
+from sonic.pretrain.clip import ClipSettings, _multi_positive_loss, build_tokenizer, train_clip
+from sonic.pretrain.data import Pair
+
+COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
+TINY = ClipSettings(
+    steps=3, batch_size=6, warmup_steps=1, image_size=16, patch_size=8, vision_hidden=32, vision_layers=1,
+    vision_heads=2, text_hidden=128, text_layers=1, text_heads=2, mlp_ratio=2, projection_dim=16, vocab_size=600,
+)
+
+
+def square_pairs(root, per_label=3, split="train", seed=0):
+    """Coloured squares on grey, one label per colour, written as 32x32 PNGs."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    pairs = []
+    for label, colour in COLOURS.items():
+        for k in range(per_label):
+            img = np.full((32, 32, 3), 90, np.uint8)
+            x, y = rng.integers(0, 16, 2)
+            img[y:y + 16, x:x + 16] = colour
+            path = root / f"{split}_{label}_{k}.png"
+            Image.fromarray(img).save(path)
+            pairs.append(Pair(f"{split}_{label}_{k}", "toy", label, str(path), "", split,
+                              f"a photo of a {label} square"))
+    return pairs
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models gain nothing from a second thread, and two OpenMP threads on a busy 2-core machine spin-wait
+    each other into 10-30x slower steps."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def trained(one_thread, tmp_path_factory):
+    root = tmp_path_factory.mktemp("clip")
+    train, val = square_pairs(root / "frames"), square_pairs(root / "frames", 1, "val", seed=1)
+    runs = [train_clip(train, val, root / f"run{k}", TINY) for k in range(2)]
+    return root, runs
+
+
+def test_tokenizer_round_trip(tmp_path):
+    texts = ["a bright photo of a drumstick hitting wood", "a dim photo of a landscape with fire crackling",
+             "wood", "fire crackling", "forest+rain"]
+    tok = build_tokenizer(texts, tmp_path / "a", vocab_size=600)
+    assert (tmp_path / "a" / "vocab.json").exists() and (tmp_path / "a" / "merges.txt").exists()
+    loaded = CLIPTokenizer.from_pretrained(tmp_path / "a")
+    assert loaded.get_vocab() == tok.get_vocab() and len(loaded) <= 600
+    assert loaded.model_max_length == 77
+    # OpenAI's layout: the specials are the two highest ids; padding uses <|endoftext|>.
+    assert (loaded.bos_token_id, loaded.eos_token_id) == (len(loaded) - 2, len(loaded) - 1)
+    assert loaded.tokenize("A Bright photo of wood") == ["a</w>", "bright</w>", "photo</w>", "of</w>", "wood</w>"]
+    assert loaded.tokenize("forest+rain") == ["forest</w>", "+</w>", "rain</w>"]
+    ids = loaded("a dim photo of wood", padding="max_length", max_length=loaded.model_max_length).input_ids
+    assert len(ids) == 77 and ids[0] == loaded.bos_token_id and ids[6:] == [loaded.eos_token_id] * 71
+    assert loaded.decode(ids, skip_special_tokens=True) == "a dim photo of wood"
+    assert loaded.tokenize("zebra!")  # unseen words fall back to byte symbols, never to <unk>
+    assert loaded.unk_token_id not in loaded("zebra!", add_special_tokens=False).input_ids
+    # deterministic: the same texts give the same files
+    build_tokenizer(list(reversed(texts)), tmp_path / "b", vocab_size=600)
+    for name in ("vocab.json", "merges.txt"):
+        assert (tmp_path / "a" / name).read_text() == (tmp_path / "b" / name).read_text()
+
+
+def test_saved_folder_loads_as_every_clip_class(trained):
+    root, _ = trained
+    folder = root / "run0"
+    model = CLIPModel.from_pretrained(folder)
+    text = CLIPTextModel.from_pretrained(folder)  # how the SD text encoder is loaded
+    tok = CLIPTokenizer.from_pretrained(folder)
+    proc = CLIPImageProcessor.from_pretrained(folder)
+    assert text.config.hidden_size == 128 and text.config.max_position_embeddings == 77
+    assert text.config.eos_token_id == tok.eos_token_id
+    ids = tok(["a photo of a red square"], padding="max_length", max_length=77, return_tensors="pt").input_ids
+    with torch.no_grad():
+        hidden = text(ids).last_hidden_state
+        # the text tower inside CLIPModel is the same network
+        assert torch.equal(hidden, model.text_model(ids).last_hidden_state)
+    assert hidden.shape == (1, 77, 128)
+    assert proc.crop_size == {"height": 16, "width": 16}
+    pixels = proc(images=[Image.new("RGB", (32, 32), (200, 10, 10))], return_tensors="pt")["pixel_values"]
+    assert pixels.shape == (1, 3, 16, 16)
+    with torch.no_grad():
+        assert model.get_image_features(pixel_values=pixels).pooler_output.shape == (1, 16)
+
+
+def test_same_seed_same_weights(trained):
+    root, _ = trained
+    a, b = load_file(root / "run0" / "model.safetensors"), load_file(root / "run1" / "model.safetensors")
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    init = CLIPModel.from_pretrained(root / "run0")  # and training moved them away from the initialisation
+    torch.manual_seed(TINY.seed)
+    fresh = CLIPModel(init.config)
+    assert not torch.equal(fresh.visual_projection.weight, init.visual_projection.weight)
+
+
+def test_quality_json(trained):
+    root, runs = trained
+    quality = json.loads((root / "run0" / "quality.json").read_text())
+    assert quality == json.loads(json.dumps(runs[0]))
+    for key in ("zero_shot_accuracy", "chance", "labels", "steps", "cpu_seconds", "wall_seconds"):
+        assert key in quality
+    assert quality["labels"] == {"toy": ["blue", "green", "red"]}
+    assert quality["chance"] == {"toy": pytest.approx(1 / 3)}
+    assert set(quality["zero_shot_accuracy"]) == {"toy", "overall"}
+    assert 0.0 <= quality["zero_shot_accuracy"]["toy"] <= 1.0
+    assert quality["steps"] == TINY.steps
+
+
+def test_multi_positive_loss_is_clip_loss_for_unique_texts():
+    logits = torch.randn(5, 5, generator=torch.Generator().manual_seed(0))
+    target = torch.arange(5)
+    clip = 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+    assert torch.allclose(_multi_positive_loss(logits, torch.eye(5, dtype=torch.bool)), clip)
+    # a duplicated text is not a negative: scoring both copies equally high costs less than scoring one
+    positive = torch.eye(4, dtype=torch.bool)
+    positive[0, 1] = positive[1, 0] = True
+    both = torch.full((4, 4), -5.0).fill_diagonal_(5.0)
+    both[0, 1] = both[1, 0] = 5.0
+    one = torch.full((4, 4), -5.0).fill_diagonal_(5.0)
+    assert _multi_positive_loss(both, positive) < _multi_positive_loss(one, positive)
+
+
+def test_learns_coloured_squares(tmp_path):
+    train, val = square_pairs(tmp_path / "f", 4), square_pairs(tmp_path / "f", 2, "val", seed=3)
+    quality = train_clip(train, val, tmp_path / "m", replace(TINY, steps=40, lr=3e-3))
+    assert quality["zero_shot_accuracy"]["toy"] == 1.0
