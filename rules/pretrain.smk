@@ -49,3 +49,27 @@ if PRETRAIN:
         shell:
             "sonic pretrain clap --config {params.config:q} --manifests {input.manifests:q} "
             "--out {output.model:q} --threads {threads} > {log:q} 2>&1"
+
+    rule train_wav2clip:
+        input:
+            manifests=expand(rules.manifest.output.manifest, dataset=DATASETS),
+            clip=rules.train_clip.output.model,
+        output:
+            model=config["models"]["wav2clip"],
+        log:
+            results("logs", "pretrain", "wav2clip.log"),
+        benchmark:
+            results("benchmarks", "pretrain", "wav2clip.tsv")
+        conda:
+            "../envs/sonic.yaml"
+        threads: 1
+        resources:
+            mem_mb=8000,
+            runtime=60,
+        params:
+            config=CONFIG,
+            steps=config["pretrain"].get("steps", {}).get("wav2clip"),
+            seed=config["seed"],
+        shell:
+            "sonic pretrain wav2clip --config {params.config:q} --manifests {input.manifests:q} "
+            "--out {output.model:q} --threads {threads} > {log:q} 2>&1"

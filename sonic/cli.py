@@ -181,8 +181,11 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     steps = args.steps or (cfg.raw.get("pretrain") or {}).get("steps", {}).get(args.model)
     module = importlib.import_module(f"sonic.pretrain.{args.model}")
     kwargs = {"seed": cfg.seed, "steps": steps}
-    if "threads" in inspect.signature(module.main).parameters:
+    accepted = inspect.signature(module.main).parameters
+    if "threads" in accepted:
         kwargs["threads"] = args.threads
+    if "clip_dir" in accepted:  # models distilled into / conditioned on the miniature CLIP
+        kwargs["clip_dir"] = cfg.models.require("clip_ais")
     quality = module.main(args.manifests, args.out, **kwargs)
     print(json_mod.dumps(quality, indent=2))
     return 0
@@ -252,10 +255,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_data)
 
     p = sub.add_parser("pretrain", help="train a miniature pretrained model on the synthetic world (demo)")
-    p.add_argument("model", choices=["clip", "clap"])
+    p.add_argument("model", choices=["clip", "clap", "wav2clip", "blip2", "sd"])
     p.add_argument("--config", required=True)
     p.add_argument("--manifests", nargs="+", required=True)
-    p.add_argument("--out", required=True, help="model folder (save_pretrained layout) + quality.json")
+    p.add_argument("--out", required=True, help="model folder (save_pretrained layout) or file (wav2clip)")
     p.add_argument("--steps", type=int, help="training steps (default: pretrain.steps.<model> or the model's own)")
     p.set_defaults(func=cmd_pretrain)
 
