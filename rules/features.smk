@@ -20,7 +20,30 @@ rule clap_features:
         runtime=120,
     params:
         config=CONFIG,
-        encoder=[config["models"].get("clap"), config["audio_encoder"]],
+        encoder=config["audio_encoder"],
     shell:
         "sonic features clap --config {params.config:q} --manifest {input.manifest:q} "
         "--out {output.embeddings:q} --index {output.index:q} --threads {threads} > {log:q} 2>&1"
+
+
+rule captions:
+    input:
+        manifest=rules.manifest.output.manifest,
+        model=model_input("blip2"),
+    output:
+        captions=results("features", "{dataset}", "captions.csv"),
+    log:
+        results("logs", "features", "{dataset}_captions.log"),
+    benchmark:
+        results("benchmarks", "features", "{dataset}_captions.tsv")
+    conda:
+        "../envs/sonic.yaml"
+    threads: 1
+    resources:
+        mem_mb=16000,
+        runtime=240,
+    params:
+        config=CONFIG,
+    shell:
+        "sonic features captions --config {params.config:q} --manifest {input.manifest:q} "
+        "--out {output.captions:q} --threads {threads} > {log:q} 2>&1"

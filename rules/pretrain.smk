@@ -73,3 +73,26 @@ if PRETRAIN:
         shell:
             "sonic pretrain wav2clip --config {params.config:q} --manifests {input.manifests:q} "
             "--out {output.model:q} --threads {threads} > {log:q} 2>&1"
+
+    rule train_blip2:
+        input:
+            manifests=expand(rules.manifest.output.manifest, dataset=DATASETS),
+        output:
+            model=directory(config["models"]["blip2"]),
+        log:
+            results("logs", "pretrain", "blip2.log"),
+        benchmark:
+            results("benchmarks", "pretrain", "blip2.tsv")
+        conda:
+            "../envs/sonic.yaml"
+        threads: 1
+        resources:
+            mem_mb=8000,
+            runtime=60,
+        params:
+            config=CONFIG,
+            steps=config["pretrain"].get("steps", {}).get("blip2"),
+            seed=config["seed"],
+        shell:
+            "sonic pretrain blip2 --config {params.config:q} --manifests {input.manifests:q} "
+            "--out {output.model:q} --threads {threads} > {log:q} 2>&1"

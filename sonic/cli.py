@@ -159,13 +159,18 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 def cmd_features(args: argparse.Namespace) -> int:
     from sonic import config as config_mod
-    from sonic.features import compute_clap_cache
-    from sonic.registry import load_audio_encoder
+    from sonic import features, registry
 
     cfg = config_mod.load(args.config)
-    encoder = load_audio_encoder(cfg)
-    compute_clap_cache(encoder, args.manifest, args.out, args.index, batch_size=args.batch_size,
-                       encoder_name=str(cfg.models.clap))
+    if args.kind == "clap":
+        if not args.index:
+            raise SystemExit("sonic features clap: --index is required")
+        encoder = registry.load_audio_encoder(cfg)
+        features.compute_clap_cache(encoder, args.manifest, args.out, args.index, batch_size=args.batch_size,
+                                    encoder_name=str(cfg.models.clap))
+    else:
+        model, processor = registry.load_blip2(cfg)
+        features.compute_captions(model, processor, args.manifest, args.out, batch_size=args.batch_size)
     return 0
 
 
@@ -262,12 +267,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="training steps (default: pretrain.steps.<model> or the model's own)")
     p.set_defaults(func=cmd_pretrain)
 
-    p = sub.add_parser("features", help="feature caches computed once per dataset (CLAP embeddings)")
-    p.add_argument("kind", choices=["clap"])
+    p = sub.add_parser("features", help="per-dataset caches: CLAP embeddings, BLIP-2 captions of training frames")
+    p.add_argument("kind", choices=["clap", "captions"])
     p.add_argument("--config", required=True)
     p.add_argument("--manifest", required=True)
-    p.add_argument("--out", required=True, help="safetensors file with `embeddings` (N, d) in manifest order")
-    p.add_argument("--index", required=True, help="CSV row -> clip_id")
+    p.add_argument("--out", required=True, help="clap: safetensors (N, d) in manifest order; captions: CSV")
+    p.add_argument("--index", help="clap: CSV row -> clip_id")
     p.add_argument("--batch-size", type=int, default=16)
     p.set_defaults(func=cmd_features)
 

@@ -43,7 +43,9 @@ class ClapAudioEncoder:
 
     @torch.no_grad()
     def embed(self, waveforms: Sequence[np.ndarray], gain_db: float = 0.0) -> torch.Tensor:
-        waves = [apply_gain(np.asarray(w, dtype=np.float32), gain_db) for w in waveforms]
+        # The extractor crops longer clips at a random offset; keep the first max_length seconds instead.
+        limit = int(getattr(self.feature_extractor, "nb_max_samples", 0)) or None
+        waves = [apply_gain(np.asarray(w, dtype=np.float32)[:limit], gain_db) for w in waveforms]
         inputs = self.feature_extractor(waves, sampling_rate=self.sample_rate, return_tensors="pt")
         inputs = {k: v.to(self.device) for k, v in inputs.items()}
         out = self.model.get_audio_features(**inputs)
