@@ -19,3 +19,5 @@ rule all:
     input:
         rules.params.output.json,
         expand(rules.manifest.output.manifest, dataset=DATASETS),
+        expand(rules.clap_features.output.embeddings, dataset=DATASETS),
+        expand(rules.captions.output.captions, dataset=DATASETS),
