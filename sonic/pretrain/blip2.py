@@ -27,7 +27,6 @@ class; the exact-caption and brightness-word rates; example captions.
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import time
@@ -42,7 +41,7 @@ from PIL import Image
 
 from sonic.features import caption_frames
 from sonic.pretrain.captions import BRIGHTNESS_WORDS, class_phrase
-from sonic.pretrain.data import Pair, load_pairs
+from sonic.pretrain.data import Pair, balanced_weights, load_pairs, warmup_cosine
 
 OPT_SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")  # OPT's ids 0..3
 BOS = EOS = UNK = "</s>"
@@ -311,8 +310,7 @@ def train_blip2(train_pairs: list[Pair], val_pairs: list[Pair], out_dir: Path, s
     pixels = processor.image_processor(images, return_tensors="pt")["pixel_values"]
     ids, mask, labels = encode_captions(tokenizer, [p.caption for p in train_pairs], s.num_query_tokens,
                                         model.config.image_token_index)
-    counts = Counter(p.label for p in train_pairs)
-    weights = torch.tensor([counts[p.label] ** -s.balance_power for p in train_pairs], dtype=torch.float64)
+    weights = balanced_weights([p.label for p in train_pairs], s.balance_power)
     batch = min(s.batch_size, len(train_pairs))
 
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embed" not in n and "query_tokens" not in n]
@@ -321,12 +319,7 @@ def train_blip2(train_pairs: list[Pair], val_pairs: list[Pair], out_dir: Path, s
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": s.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=s.lr, betas=(0.9, 0.98))
 
-    def lr_at(step: int) -> float:  # linear warm-up, cosine decay to 0
-        if step < s.warmup_steps:
-            return (step + 1) / s.warmup_steps
-        return 0.5 * (1 + math.cos(math.pi * (step - s.warmup_steps) / max(1, s.steps - s.warmup_steps)))
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: warmup_cosine(step, s.warmup_steps, s.steps))
     losses = []
     for _ in range(s.steps):
         idx = torch.multinomial(weights, batch, replacement=False, generator=gen)

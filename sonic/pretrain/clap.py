@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from sonic.audio import load_audio
 from sonic.pretrain.captions import class_phrase
-from sonic.pretrain.data import Pair, load_pairs
+from sonic.pretrain.data import Pair, load_pairs, warmup_cosine
 
 SPECIAL_TOKENS = ("<s>", "<pad>", "</s>", "<unk>", "<mask>")  # RoBERTa's ids 0..4
 
@@ -157,19 +157,12 @@ def _batch_texts(pairs: Sequence[Pair], label_batch: bool, gen: torch.Generator)
     return texts, torch.tensor([index[k] for k in keys])
 
 
-def _lr_factor(step: int, recipe: ClapRecipe) -> float:
-    """Linear warm-up, then cosine decay to zero at ``recipe.steps``."""
-    if step < recipe.warmup_steps:
-        return (step + 1) / recipe.warmup_steps
-    return 0.5 * (1 + math.cos(math.pi * (step - recipe.warmup_steps) / max(1, recipe.steps - recipe.warmup_steps)))
-
-
 def train(model, tokenizer, feats: torch.Tensor, pairs: Sequence[Pair], recipe: ClapRecipe, seed: int) -> list[float]:
     """AdamW with warm-up and cosine decay; batches drawn without replacement, epoch after epoch. Returns losses."""
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
 
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: _lr_factor(step, recipe))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: warmup_cosine(step, recipe.warmup_steps, recipe.steps))
     batch, order, losses = min(recipe.batch_size, len(pairs)), torch.empty(0, dtype=torch.long), []
     model.train()
     for step in range(recipe.steps):

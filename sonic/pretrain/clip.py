@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from sonic.pretrain.data import Pair, load_image, load_pairs
+from sonic.pretrain.data import Pair, balanced_weights, load_image, load_pairs, warmup_cosine
 
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
 # CLIP's pre-tokenisation (transformers.models.clip.tokenization_clip): specials, contractions, letter runs,
@@ -300,8 +300,7 @@ def train_clip(train_pairs: list[Pair], val_pairs: list[Pair], out_dir: Path, se
     enc = tokenizer(strings, padding=True, return_tensors="pt")
     caption_id = torch.tensor([sid[p.caption] for p in train_pairs])
     label_id = torch.tensor([sid[p.label] for p in train_pairs])
-    counts = Counter(p.label for p in train_pairs)
-    weights = torch.tensor([counts[p.label] ** -s.balance_power for p in train_pairs], dtype=torch.float64)
+    weights = balanced_weights([p.label for p in train_pairs], s.balance_power)
     batch = min(s.batch_size, len(train_pairs))
 
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
@@ -309,12 +308,7 @@ def train_clip(train_pairs: list[Pair], val_pairs: list[Pair], out_dir: Path, se
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": s.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=s.lr, betas=(0.9, 0.98), eps=1e-6)
 
-    def lr_at(step: int) -> float:  # linear warm-up, cosine decay to 0
-        if step < s.warmup_steps:
-            return (step + 1) / s.warmup_steps
-        return 0.5 * (1 + math.cos(math.pi * (step - s.warmup_steps) / max(1, s.steps - s.warmup_steps)))
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: warmup_cosine(step, s.warmup_steps, s.steps))
     losses = []
     for step in range(s.steps):
         idx = torch.multinomial(weights, batch, replacement=False, generator=gen)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
 from sonic.data.tables import read_csv
@@ -44,3 +47,16 @@ def load_pairs(manifests: list[str | Path], splits: tuple[str, ...] = ("train",)
                 caption = reference_caption(row.label, np.asarray(im.convert("RGB")))
             pairs.append(Pair(row.clip_id, row.dataset, row.label, row.frame, row.audio, row.split, caption))
     return pairs
+
+
+def balanced_weights(labels: list[str], power: float) -> torch.Tensor:
+    """Sampling weight count(label) ** -power per item, so rare classes (one-clip Into-the-Wild tags) are seen."""
+    counts = Counter(labels)
+    return torch.tensor([counts[label] ** -power for label in labels], dtype=torch.float64)
+
+
+def warmup_cosine(step: int, warmup_steps: int, total_steps: int) -> float:
+    """Learning-rate factor: linear warm-up, then cosine decay to 0 (for ``LambdaLR``)."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    return 0.5 * (1 + math.cos(math.pi * (step - warmup_steps) / max(1, total_steps - warmup_steps)))

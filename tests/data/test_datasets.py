@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pandas as pd
-import pytest
 from PIL import Image
 
 from sonic.data.datasets import DatasetSpec, index_dataset, landscape_class, parse_ravdess_name
