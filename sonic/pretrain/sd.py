@@ -1,0 +1,659 @@
+"""Miniature Stable Diffusion 1.x for the demo profile (SPEC §7): a VAE and an SD-1.x-shaped UNet trained
+text-to-image on the synthetic world's (frame, caption) pairs, beside the miniature CLIP's frozen text tower.
+
+STATUS: draft (issue 4, in progress) — not yet wired into the CLI or the workflow, no tests yet, quality targets
+not yet measured. Nothing imports this module.
+
+The output is a Stable Diffusion folder (``unet/ vae/ text_encoder/ tokenizer/ scheduler/``, each a diffusers or
+transformers ``save_pretrained`` folder) that :func:`sonic.registry.load_stable_diffusion` reads exactly as it
+reads SD-1.4. Recipe, each choice a :class:`SdSettings` field or written here:
+
+* **VAE** (Kingma & Welling 2014; Rombach et al. 2022 §3): a diffusers ``AutoencoderKL`` with three levels
+  (downsampling factor 4: 64x64x3 frames -> 16x16x4 latents), trained with an L1 + L2 reconstruction loss and a
+  small KL weight on random ``vae_crop`` crops with horizontal flips (the network is convolutional up to the
+  mid-block attention, and a crop costs a quarter of a frame). ``scaling_factor`` is set, as SD's 0.18215 was, to
+  1 / std of latent samples of the training frames, so the UNet sees latents of unit variance.
+* **UNet**: an SD-1.x-shaped ``UNet2DConditionModel`` from the given architecture JSON (SD-1.4's block types and
+  counts, so layer numbering and Plug-and-Play indices hold), trained with the DDPM epsilon loss (Ho et al. 2020)
+  under SD-1.x's ``scaled_linear`` schedule (0.00085 .. 0.012, 1000 steps), with Min-SNR-gamma loss weights
+  (Hang et al. 2023; for epsilon prediction ``min(SNR, gamma) / SNR``) for faster convergence on a tiny budget.
+  Texts: the reference caption, or with small probabilities the class phrase ("a landscape with thunder") or the
+  raw label ("thunder", the text prompt of the editing baselines), or the empty prompt with probability
+  ``empty_prob`` (classifier-free guidance, Ho & Salimans 2022). Clips are drawn with weights
+  ``count(label) ** -balance_power`` so that one-clip Into-the-Wild tags are learnt too.
+* **Latents once**: the VAE encodes every training frame once before UNet training, in ``latent_variants``
+  versions (the full frame, its mirror image, and random crops of ``crop_scale`` of the side, each mirrored at
+  random); each UNet step draws a fresh sample from the stored posterior (mean, std) of one variant.
+* **Text states once**: the frozen text encoder runs once per distinct text, padded to 77 tokens as the pipeline
+  pads prompts.
+* **Quality**: VAE reconstruction PSNR on the val frames; text-to-image accuracy: images generated for every
+  label (DDIM, guidance as the evaluation setting, fewer steps) from a caption prompt and from the class phrase,
+  classified zero-shot by the miniature CLIP over their dataset's label strings (as ``sonic.pretrain.clip``
+  scores frames).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from sonic.pretrain.captions import class_phrase
+from sonic.pretrain.data import Pair, load_image, load_pairs
+
+# SD-1.x noise schedule (the scheduler_config.json of CompVis/stable-diffusion-v1-4)
+SD_SCHEDULE = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
+# The demo architecture, relative to the repository root (config.yaml: models.unet_config).
+DEMO_UNET_CONFIG = Path(__file__).resolve().parents[2] / "workflow" / "configs" / "unet_demo.json"
+
+
+@dataclass(frozen=True)
+class SdSettings:
+    seed: int = 0
+    image_size: int = 64  # = unet sample_size * 2 ** (len(vae_channels) - 1)
+    # VAE
+    vae_channels: tuple[int, ...] = (32, 32, 32)
+    vae_layers_per_block: int = 0  # encoder resnets per level (the decoder has one more); 0 trains fastest
+    vae_groups: int = 8
+    latent_channels: int = 4
+    vae_steps: int = 200
+    vae_batch_size: int = 32
+    vae_crop: int = 32  # training crop side in pixels (random position, random mirror)
+    vae_lr: float = 2e-3
+    vae_betas: tuple[float, float] = (0.5, 0.9)
+    vae_l2_weight: float = 1.0
+    kl_weight: float = 1e-6  # on the KL per latent element, against the per-pixel reconstruction loss
+    vae_logvar_init: float = -6.0  # initial posterior log-variance (the logvar half of quant_conv starts constant)
+    # UNet
+    unet_steps: int = 150
+    unet_batch_size: int = 32
+    unet_lr: float = 1e-3
+    weight_decay: float = 1e-2
+    warmup_steps: int = 10
+    min_snr_gamma: float | None = 5.0
+    reference_targets: bool = True  # exact posterior-mean targets over the clip's text group (see train_unet)
+    empty_prob: float = 0.1  # classifier-free guidance: the empty prompt
+    phrase_prob: float = 0.1  # the class phrase instead of the caption
+    label_prob: float = 0.1  # the raw label string instead of the caption
+    balance_power: float = 0.5
+    latent_variants: int = 4  # full, mirrored, and (variants - 2) random crops
+    crop_scale: tuple[float, float] = (0.8, 1.0)  # crop side / frame side
+    # quality check
+    eval_seeds: int = 4  # images per label and prompt kind
+    eval_steps: int = 25
+    guidance_scale: float = 8.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "vae_channels", tuple(int(c) for c in self.vae_channels))
+        object.__setattr__(self, "crop_scale", tuple(float(c) for c in self.crop_scale))
+        object.__setattr__(self, "vae_betas", tuple(float(c) for c in self.vae_betas))
+        for name in ("image_size", "latent_channels", "vae_batch_size", "vae_crop", "unet_batch_size",
+                     "latent_variants", "eval_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"sd.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("vae_steps", "unet_steps", "eval_seeds"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"sd.{name} must be >= 0, got {getattr(self, name)}")
+        if self.latent_variants < 2:
+            raise ValueError("sd.latent_variants must be >= 2 (the frame and its mirror image)")
+        if self.vae_crop > self.image_size or self.vae_crop % self.vae_scale:
+            raise ValueError(f"sd.vae_crop {self.vae_crop} must divide by {self.vae_scale} and fit the image")
+        if not 0.0 <= self.empty_prob + self.phrase_prob + self.label_prob <= 1.0:
+            raise ValueError("sd.empty_prob + phrase_prob + label_prob must be in [0, 1]")
+        if not 0.0 < self.crop_scale[0] <= self.crop_scale[1] <= 1.0:
+            raise ValueError(f"sd.crop_scale must satisfy 0 < lo <= hi <= 1, got {self.crop_scale}")
+
+    @property
+    def vae_scale(self) -> int:
+        return 2 ** (len(self.vae_channels) - 1)
+
+
+def _lr_lambda(steps: int, warmup: int):
+    def factor(step: int) -> float:  # linear warm-up, cosine decay to 0
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
+
+    return factor
+
+
+def _count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def _clock() -> tuple[float, float]:
+    return time.process_time(), time.perf_counter()
+
+
+def _since(start: tuple[float, float]) -> dict[str, float]:
+    cpu, wall = _clock()
+    return {"cpu_seconds": round(cpu - start[0], 2), "wall_seconds": round(wall - start[1], 2)}
+
+
+# ---- components --------------------------------------------------------------------------------------------------
+def build_vae(settings: SdSettings):
+    from diffusers import AutoencoderKL
+
+    n = len(settings.vae_channels)
+    return AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=settings.latent_channels,
+        down_block_types=("DownEncoderBlock2D",) * n, up_block_types=("UpDecoderBlock2D",) * n,
+        block_out_channels=settings.vae_channels, layers_per_block=settings.vae_layers_per_block,
+        norm_num_groups=settings.vae_groups, sample_size=settings.image_size,
+    )
+
+
+def build_unet(architecture: dict):
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel.from_config({k: v for k, v in architecture.items() if not k.startswith("_")})
+
+
+def ddim_scheduler():
+    """SD-1.x's sampler settings (as in its ``scheduler/scheduler_config.json``)."""
+    from diffusers import DDIMScheduler
+
+    return DDIMScheduler(**SD_SCHEDULE, clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+
+
+@torch.no_grad()
+def encode_texts(text_encoder, tokenizer, texts: list[str]) -> torch.Tensor:
+    """Last hidden states (N, 77, C) of the texts, padded to the tokenizer's length as the pipeline pads prompts."""
+    ids = tokenizer(texts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                    return_tensors="pt").input_ids
+    return torch.cat([text_encoder(chunk)[0] for chunk in ids.split(64)])
+
+
+# ---- VAE ---------------------------------------------------------------------------------------------------------
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Mean PSNR (dB) over a batch of images in [0, 1]."""
+    mse = (a - b).pow(2).flatten(1).mean(1).clamp_min(1e-10)
+    return float((10 * torch.log10(1.0 / mse)).mean())
+
+
+@torch.no_grad()
+def reconstruct(vae, images: torch.Tensor, batch: int = 64) -> torch.Tensor:
+    """Posterior-mode reconstructions of (N, 3, H, W) images in [0, 1]."""
+    out = []
+    for x in images.split(batch):
+        z = vae.encode(x * 2 - 1).latent_dist.mode()
+        out.append(((vae.decode(z).sample + 1) / 2).clamp(0, 1))
+    return torch.cat(out)
+
+
+def train_vae(images: torch.Tensor, settings: SdSettings) -> tuple[torch.nn.Module, dict]:
+    """Train the VAE on (N, 3, S, S) images in [0, 1]; returns it in eval mode with its training figures.
+
+    Loss per pixel: L1 + ``vae_l2_weight`` * L2, plus ``kl_weight`` times the KL per latent element, on random
+    ``vae_crop`` crops mirrored at random. ``scaling_factor`` is not set here (see :func:`latent_scale`).
+    """
+    s = settings
+    start = _clock()
+    torch.manual_seed(s.seed)
+    gen = torch.Generator().manual_seed(s.seed)
+    vae = build_vae(s).train()
+    with torch.no_grad():  # start nearly deterministic: constant posterior log-variance
+        c = s.latent_channels
+        vae.quant_conv.weight[c:].zero_()
+        vae.quant_conv.bias[c:].fill_(s.vae_logvar_init)
+    opt = torch.optim.AdamW(vae.parameters(), lr=s.vae_lr, betas=s.vae_betas, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(s.vae_steps, s.warmup_steps))
+    n, size, crop = images.shape[0], images.shape[-1], s.vae_crop
+    losses = []
+    for _ in range(s.vae_steps):
+        idx = torch.randint(0, n, (s.vae_batch_size,), generator=gen)
+        ys, xs = torch.randint(0, size - crop + 1, (2, s.vae_batch_size), generator=gen).tolist()
+        flip = (torch.rand(s.vae_batch_size, generator=gen) < 0.5).tolist()
+        x = torch.stack([
+            images[i, :, y:y + crop, x0:x0 + crop].flip(-1) if f else images[i, :, y:y + crop, x0:x0 + crop]
+            for i, y, x0, f in zip(idx.tolist(), ys, xs, flip)
+        ]) * 2 - 1  # (B, 3, crop, crop) in [-1, 1]
+        posterior = vae.encode(x).latent_dist
+        z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=gen)
+        rec = vae.decode(z).sample
+        kl = posterior.kl().mean() / posterior.mean[0].numel()  # per latent element
+        loss = (rec - x).abs().mean() + s.vae_l2_weight * (rec - x).pow(2).mean() + s.kl_weight * kl
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        losses.append(float(loss.detach()))
+    vae.eval().requires_grad_(False)
+    stats = {
+        "parameters": _count(vae),
+        "steps": s.vae_steps,
+        "batch_size": s.vae_batch_size,
+        "crop": crop,
+        "lr": s.vae_lr,
+        "final_loss": float(np.mean(losses[-10:])) if losses else None,
+        **_since(start),
+    }
+    return vae, stats
+
+
+@torch.no_grad()
+def encode_posteriors(vae, images: torch.Tensor, batch: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    """Posterior mean and std (N, 4, h, w) of (N, 3, S, S) images in [0, 1] (unscaled latent space)."""
+    means, stds = [], []
+    for x in images.split(batch):
+        d = vae.encode(x * 2 - 1).latent_dist
+        means.append(d.mean)
+        stds.append(d.std)
+    return torch.cat(means), torch.cat(stds)
+
+
+def latent_scale(mean: torch.Tensor, std: torch.Tensor, gen: torch.Generator) -> float:
+    """SD's ``scaling_factor``: 1 / std of latent samples of the training set."""
+    z = mean + std * torch.randn(mean.shape, generator=gen)
+    return float(1.0 / z.std())
+
+
+# ---- UNet --------------------------------------------------------------------------------------------------------
+@dataclass
+class LatentSet:
+    """What UNet training reads, computed once (V variants of N clips, T distinct texts)."""
+
+    latents: torch.Tensor  # (V, 4, h, w) posterior means, already multiplied by the scaling factor
+    clip_of: torch.Tensor  # (V,) clip index of each variant
+    text_states: torch.Tensor  # (T, 77, C) hidden states of every distinct text
+    caption_id: torch.Tensor  # (N,) text index of each clip's caption, class phrase and label
+    phrase_id: torch.Tensor
+    label_id: torch.Tensor
+    empty_id: int
+    members: torch.Tensor  # (T, V) bool: the variants whose clip a text describes ("" describes all)
+    weights: torch.Tensor  # (N,) sampling weight of each clip
+
+
+def min_snr_weights(alphas_cumprod: torch.Tensor, t: torch.Tensor, gamma: float | None) -> torch.Tensor:
+    """Min-SNR-gamma loss weights for epsilon prediction: min(SNR, gamma) / SNR (1 when gamma is None)."""
+    if gamma is None:
+        return torch.ones(t.shape)
+    snr = alphas_cumprod[t] / (1 - alphas_cumprod[t])
+    return snr.clamp(max=gamma) / snr
+
+
+def reference_noise(noisy: torch.Tensor, alpha_bar: torch.Tensor, reference: torch.Tensor,
+                    member: torch.Tensor) -> torch.Tensor:
+    """The exact epsilon target of the empirical data distribution of each sample's condition.
+
+    For ``x_t = sqrt(a) x0 + sqrt(1 - a) eps`` with ``x0`` drawn from the reference latents ``x_i`` that the
+    sample's text describes (``member``, (B, V) bool), ``E[x0 | x_t]`` is the softmax-weighted mean of those
+    ``x_i`` with logits ``-|x_t - sqrt(a) x_i|^2 / (2 (1 - a))``; the target is the matching epsilon. This is the
+    Stable Target Field of Xu et al. (ICLR 2023) with the whole training set as reference batch: the regression
+    target of the DDPM loss without its sampling variance (the minimiser of the loss is unchanged).
+    noisy (B, 4, h, w), alpha_bar (B,), reference (V, 4, h, w).
+    """
+    b = noisy.shape[0]
+    x = noisy.reshape(b, -1)  # (B, D)
+    ref = reference.reshape(reference.shape[0], -1)  # (V, D)
+    sa = alpha_bar.sqrt()[:, None]  # (B, 1)
+    dist = (x * x).sum(1, keepdim=True) - 2 * sa * (x @ ref.T) + alpha_bar[:, None] * (ref * ref).sum(1)[None]
+    logits = (-dist / (2 * (1 - alpha_bar[:, None]))).masked_fill(~member, float("-inf"))  # (B, V)
+    x0 = torch.softmax(logits, dim=1) @ ref  # (B, D)
+    return ((x - sa * x0) / (1 - alpha_bar[:, None]).sqrt()).reshape(noisy.shape)
+
+
+def train_unet(unet, data: LatentSet, settings: SdSettings) -> tuple[torch.nn.Module, dict]:
+    """DDPM epsilon-loss training of ``unet`` (in place) on ``data``; returns it in eval mode with its figures.
+
+    Each sample: a clip (weights ``data.weights``), one of its variants, a text (caption, or with the settings'
+    probabilities the class phrase, the label or ``""``), a timestep uniform in [0, 1000) and Gaussian noise.
+    The target is that noise, or with ``reference_targets`` its exact expectation given the noisy latent over the
+    training latents the text describes (:func:`reference_noise`).
+    """
+    from diffusers import DDPMScheduler
+
+    s = settings
+    start = _clock()
+    gen = torch.Generator().manual_seed(s.seed + 1)
+    noise_schedule = DDPMScheduler(**SD_SCHEDULE)
+    alphas_cumprod = noise_schedule.alphas_cumprod
+    unet.train().requires_grad_(True)
+    decay = [p for p in unet.parameters() if p.ndim >= 2]
+    no_decay = [p for p in unet.parameters() if p.ndim < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": s.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=s.unet_lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(s.unet_steps, s.warmup_steps))
+
+    variants_of = [torch.nonzero(data.clip_of == i).flatten() for i in range(len(data.weights))]
+    batch = s.unet_batch_size
+    p_empty, p_phrase, p_label = s.empty_prob, s.phrase_prob, s.label_prob
+    losses = []
+    for _ in range(s.unet_steps):
+        clips = torch.multinomial(data.weights, batch, replacement=True, generator=gen)
+        pick = torch.randint(0, 1 << 30, (batch,), generator=gen)
+        v = torch.stack([variants_of[c][k % len(variants_of[c])] for c, k in zip(clips.tolist(), pick.tolist())])
+        u = torch.rand(batch, generator=gen)
+        text = torch.where(u < p_empty, data.empty_id, data.caption_id[clips])
+        text = torch.where((u >= p_empty) & (u < p_empty + p_phrase), data.phrase_id[clips], text)
+        text = torch.where((u >= p_empty + p_phrase) & (u < p_empty + p_phrase + p_label), data.label_id[clips], text)
+        latents = data.latents[v]  # (B, 4, h, w)
+        noise = torch.randn(latents.shape, generator=gen)
+        t = torch.randint(0, noise_schedule.config.num_train_timesteps, (batch,), generator=gen)
+        noisy = noise_schedule.add_noise(latents, noise, t)
+        if s.reference_targets:
+            noise = reference_noise(noisy, alphas_cumprod[t], data.latents, data.members[text])
+        pred = unet(noisy, t, data.text_states[text]).sample
+        w = min_snr_weights(alphas_cumprod, t, s.min_snr_gamma)
+        loss = (w * (pred - noise).pow(2).flatten(1).mean(1)).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        losses.append(float(loss.detach()))
+    unet.eval().requires_grad_(False)
+    stats = {
+        "parameters": _count(unet),
+        "steps": s.unet_steps,
+        "batch_size": batch,
+        "lr": s.unet_lr,
+        "min_snr_gamma": s.min_snr_gamma,
+        "reference_targets": s.reference_targets,
+        "loss_first": float(np.mean(losses[:10])) if losses else None,
+        "final_loss": float(np.mean(losses[-10:])) if losses else None,
+        **_since(start),
+    }
+    return unet, stats
+
+
+# ---- data --------------------------------------------------------------------------------------------------------
+def load_frames(pairs: list[Pair], size: int) -> torch.Tensor:
+    """(N, 3, size, size) in [0, 1]."""
+    return torch.from_numpy(np.stack([load_image(p.frame, size) for p in pairs])).permute(0, 3, 1, 2).contiguous()
+
+
+def augmented_frames(full: torch.Tensor, size: int, settings: SdSettings, gen: torch.Generator) -> torch.Tensor:
+    """``latent_variants`` versions of each frame, variant-major: the frame, its mirror image, then random square
+    crops (side ``crop_scale`` of the frame, random position, random mirror) resized to ``size``."""
+    n, big = full.shape[0], full.shape[-1]
+    base = F.interpolate(full, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    out = [base, base.flip(-1)]
+    lo, hi = settings.crop_scale
+    for _ in range(settings.latent_variants - 2):
+        crops = []
+        for i in range(n):
+            side = int(round(big * (lo + (hi - lo) * float(torch.rand(1, generator=gen)))))
+            y, x = torch.randint(0, big - side + 1, (2,), generator=gen).tolist()
+            c = full[i:i + 1, :, y:y + side, x:x + side]
+            if float(torch.rand(1, generator=gen)) < 0.5:
+                c = c.flip(-1)
+            crops.append(F.interpolate(c, size=(size, size), mode="bilinear", antialias=True, align_corners=False))
+        out.append(torch.cat(crops))
+    return torch.cat(out).clamp(0, 1)
+
+
+def caption_prompt(label: str, pairs: list[Pair]) -> str:
+    """The most common training caption of a label (its usual brightness word), else the 'bright' caption."""
+    counts = Counter(p.caption for p in pairs if p.label == label)
+    if not counts:
+        return f"a bright photo of {class_phrase(label)}"
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
+
+
+def label_sets(pairs: list[Pair]) -> dict[str, list[str]]:
+    sets: dict[str, set[str]] = {}
+    for p in pairs:
+        sets.setdefault(p.dataset, set()).add(p.label)
+    return {d: sorted(v) for d, v in sorted(sets.items())}
+
+
+# ---- quality -----------------------------------------------------------------------------------------------------
+@torch.no_grad()
+def generate(unet, vae, text_encoder, tokenizer, scheduler, prompts: list[str], seeds: list[int], steps: int,
+             guidance_scale: float, batch_size: int = 32) -> torch.Tensor:
+    """Text-to-image (N, 3, H, W) in [0, 1], one image per (prompt, seed); DDIM with classifier-free guidance,
+    the starting noise of :func:`sonic.models.pipeline.initial_latents` (the same math as ``SonicPipeline``
+    without adapters)."""
+    from sonic.models.pipeline import guided_noise, initial_latents
+
+    scale = 2 ** (len(vae.config.block_out_channels) - 1)
+    side = unet.config.sample_size
+    states = encode_texts(text_encoder, tokenizer, list(prompts) + [""])
+    cond_all, null = states[:-1], states[-1:]
+    out = []
+    for start in range(0, len(prompts), batch_size):
+        cond = cond_all[start:start + batch_size]
+        b = cond.shape[0]
+        latents = torch.stack([initial_latents(s, (unet.config.in_channels, side, side))
+                               for s in seeds[start:start + batch_size]]) * scheduler.init_noise_sigma
+        ctx = torch.cat([null.expand(b, -1, -1), cond])
+        scheduler.set_timesteps(steps)
+        for t in scheduler.timesteps:
+            eps_uncond, eps_cond = unet(torch.cat([latents, latents]), t, ctx).sample.chunk(2)
+            latents = scheduler.step(guided_noise(eps_uncond, eps_cond, guidance_scale), t, latents).prev_sample
+        images = vae.decode(latents / vae.config.scaling_factor).sample
+        out.append(((images + 1) / 2).clamp(0, 1))
+    assert out[0].shape[-1] == side * scale
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def classify(clip_dir: str | Path, images: torch.Tensor, datasets: list[str],
+             labels: dict[str, list[str]]) -> list[str]:
+    """Zero-shot label of each image by the CLIP in ``clip_dir``, over the label strings of the image's dataset."""
+    from transformers import CLIPImageProcessor, CLIPModel, CLIPTokenizer
+
+    from sonic.models.pipeline import to_pil
+
+    model = CLIPModel.from_pretrained(clip_dir).eval()
+    tokenizer = CLIPTokenizer.from_pretrained(clip_dir)
+    processor = CLIPImageProcessor.from_pretrained(clip_dir)
+
+    def features(out):  # a tensor in transformers 4, an output with pooler_output in 5
+        return F.normalize(out if isinstance(out, torch.Tensor) else out.pooler_output, dim=-1)
+
+    pixels = processor(images=to_pil(images), return_tensors="pt")["pixel_values"]
+    v = features(model.get_image_features(pixel_values=pixels))
+    text = {d: features(model.get_text_features(**tokenizer(names, padding=True, return_tensors="pt")))
+            for d, names in labels.items()}
+    return [labels[d][int((v[i] @ text[d].T).argmax())] for i, d in enumerate(datasets)]
+
+
+def generation_accuracy(truth: list[str], predicted: list[str], datasets: list[str]) -> dict[str, float]:
+    acc, hits = {}, [t == p for t, p in zip(truth, predicted)]
+    for d in sorted(set(datasets)):
+        sel = [h for h, dd in zip(hits, datasets) if dd == d]
+        acc[d] = sum(sel) / len(sel)
+    acc["overall"] = sum(hits) / max(1, len(hits))
+    return acc
+
+
+def evaluate(out_dir: Path, clip_dir: str | Path, train_pairs: list[Pair], labels: dict[str, list[str]],
+             settings: SdSettings) -> dict:
+    """Text-to-image accuracy of the saved folder: ``eval_seeds`` images per label and prompt kind."""
+    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    start = _clock()
+    unet = UNet2DConditionModel.from_pretrained(out_dir, subfolder="unet").eval()
+    vae = AutoencoderKL.from_pretrained(out_dir, subfolder="vae").eval()
+    text_encoder = CLIPTextModel.from_pretrained(out_dir, subfolder="text_encoder").eval()
+    tokenizer = CLIPTokenizer.from_pretrained(out_dir, subfolder="tokenizer")
+    scheduler = DDIMScheduler.from_pretrained(out_dir, subfolder="scheduler")
+    result: dict = {"eval_steps": settings.eval_steps, "guidance_scale": settings.guidance_scale,
+                    "images_per_label": settings.eval_seeds}
+    items = [(d, label) for d, names in labels.items() for label in names]
+    for kind in ("caption", "class_phrase"):
+        prompts, truth, datasets, seeds, shown = [], [], [], [], {}
+        for d, label in items:
+            prompt = caption_prompt(label, train_pairs) if kind == "caption" else class_phrase(label)
+            shown[label] = prompt
+            for k in range(settings.eval_seeds):
+                prompts.append(prompt)
+                truth.append(label)
+                datasets.append(d)
+                seeds.append(k)
+        if not prompts:
+            continue
+        images = generate(unet, vae, text_encoder, tokenizer, scheduler, prompts, seeds, settings.eval_steps,
+                          settings.guidance_scale)
+        predicted = classify(clip_dir, images, datasets, labels)
+        result[kind] = {
+            "accuracy": generation_accuracy(truth, predicted, datasets),
+            "errors": [f"{t} -> {p}" for t, p in zip(truth, predicted) if t != p],
+            "prompts": shown,
+        }
+    result.update(_since(start))
+    return result
+
+
+@torch.no_grad()
+def standardise_latents(vae, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fold a per-channel affine map into ``quant_conv`` / ``post_quant_conv`` so that the posterior means of
+    ``latents`` (N, 4, h, w) get zero mean and unit std per channel; the decoder sees the same ``z`` as before,
+    so reconstructions are unchanged. Returns the channel means and stds that were removed."""
+    mu = latents.mean((0, 2, 3))
+    sigma = latents.std((0, 2, 3)).clamp_min(1e-6)
+    c = len(mu)
+    q, pq = vae.quant_conv, vae.post_quant_conv
+    q.weight[:c] /= sigma[:, None, None, None]  # mean' = (mean - mu) / sigma
+    q.bias[:c] = (q.bias[:c] - mu) / sigma
+    q.bias[c:] -= 2 * sigma.log()  # logvar' = logvar - 2 log sigma
+    pq.bias += pq.weight[:, :, 0, 0] @ mu  # z = sigma * z' + mu
+    pq.weight *= sigma[None, :, None, None]
+    return mu, sigma
+
+
+def latent_set(vae, text_encoder, tokenizer, pairs: list[Pair], frames: torch.Tensor,
+               settings: SdSettings) -> tuple[LatentSet, float]:
+    """Everything UNet training reads, computed once: posterior means of ``latent_variants`` versions of each frame
+    (``frames``: (N, 3, 2S, 2S) in [0, 1]; crops are taken at this size, then resized to S) in a latent space
+    standardised per channel (:func:`standardise_latents`), the scaling factor (1 / std of latent samples of the
+    plain frames), and the text encoder's states of every caption, class phrase, label and ``""``."""
+    s = settings
+    gen = torch.Generator().manual_seed(s.seed + 2)
+    variants = augmented_frames(frames, s.image_size, s, gen)  # (V * N, 3, S, S), variant-major
+    mean, std = encode_posteriors(vae, variants)
+    n = len(pairs)
+    mu, sigma = standardise_latents(vae, mean[:n])
+    mean = (mean - mu[None, :, None, None]) / sigma[None, :, None, None]
+    std = std / sigma[None, :, None, None]
+    scaling = latent_scale(mean[:n], std[:n], gen)
+    texts = sorted({""} | {p.caption for p in pairs} | {class_phrase(p.label) for p in pairs} | {p.label for p in pairs})
+    tid = {t: i for i, t in enumerate(texts)}
+    counts = Counter(p.label for p in pairs)
+    clip_of = torch.arange(n).repeat(s.latent_variants)
+    members = torch.zeros(len(texts), len(clip_of), dtype=torch.bool)
+    members[tid[""]] = True
+    for i, p in enumerate(pairs):
+        for text in (p.caption, class_phrase(p.label), p.label):
+            members[tid[text], clip_of == i] = True
+    data = LatentSet(
+        latents=mean * scaling,
+        clip_of=clip_of,
+        text_states=encode_texts(text_encoder, tokenizer, texts),
+        caption_id=torch.tensor([tid[p.caption] for p in pairs]),
+        phrase_id=torch.tensor([tid[class_phrase(p.label)] for p in pairs]),
+        label_id=torch.tensor([tid[p.label] for p in pairs]),
+        empty_id=tid[""],
+        members=members,
+        weights=torch.tensor([counts[p.label] ** -s.balance_power for p in pairs], dtype=torch.float64),
+    )
+    return data, scaling
+
+
+# ---- the whole folder --------------------------------------------------------------------------------------------
+def build_sd(train_pairs: list[Pair], val_pairs: list[Pair], clip_dir: str | Path, out_dir: str | Path,
+             architecture: dict, settings: SdSettings) -> dict:
+    """Train VAE and UNet, write the SD folder and ``quality.json``; returns the quality figures."""
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    s = settings
+    start = _clock()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if not train_pairs:
+        raise ValueError("build_sd: no training pairs")
+    if architecture.get("sample_size", 0) * s.vae_scale != s.image_size:
+        raise ValueError(f"unet sample_size {architecture.get('sample_size')} x VAE factor {s.vae_scale} "
+                         f"!= image_size {s.image_size}")
+
+    text_encoder = CLIPTextModel.from_pretrained(clip_dir).eval().requires_grad_(False)
+    tokenizer = CLIPTokenizer.from_pretrained(clip_dir)
+    if text_encoder.config.hidden_size != architecture.get("cross_attention_dim"):
+        raise ValueError(f"text width {text_encoder.config.hidden_size} != unet cross_attention_dim "
+                         f"{architecture.get('cross_attention_dim')}")
+
+    # frames: the training size for the VAE, twice that for the UNet's crops
+    load_start = _clock()
+    train_images = load_frames(train_pairs, s.image_size)
+    train_full = load_frames(train_pairs, 2 * s.image_size)
+    val_images = load_frames(val_pairs, s.image_size) if val_pairs else train_images[:0]
+    load_time = _since(load_start)
+
+    vae, vae_stats = train_vae(train_images, s)
+    prep_start = _clock()
+    data, scaling = latent_set(vae, text_encoder, tokenizer, train_pairs, train_full, s)
+    vae.register_to_config(scaling_factor=scaling)
+    prep_time = _since(prep_start)
+
+    torch.manual_seed(s.seed)
+    unet, unet_stats = train_unet(build_unet(architecture), data, s)
+
+    unet.save_pretrained(out / "unet")
+    vae.save_pretrained(out / "vae")
+    text_encoder.save_pretrained(out / "text_encoder")
+    tokenizer.save_pretrained(out / "tokenizer")
+    ddim_scheduler().save_pretrained(out / "scheduler")
+
+    latents = data.latents[: len(train_pairs)]
+    vae_stats.update({
+        "psnr_val": psnr(reconstruct(vae, val_images), val_images) if len(val_images) else None,
+        "psnr_train": psnr(reconstruct(vae, train_images), train_images),
+        "scaling_factor": scaling,
+        "scaled_latent_mean": [round(float(m), 4) for m in latents.mean((0, 2, 3))],
+        "scaled_latent_std": [round(float(m), 4) for m in latents.std((0, 2, 3))],
+    })
+    labels = label_sets(train_pairs + val_pairs)
+    quality = {
+        "vae": vae_stats,
+        "unet": unet_stats,
+        "text_to_image": evaluate(out, clip_dir, train_pairs, labels, s),
+        "chance": {d: 1 / len(v) for d, v in labels.items()},
+        "labels": labels,
+        "n_train": len(train_pairs),
+        "n_val": len(val_pairs),
+        "text_encoder_parameters": _count(text_encoder),
+        "threads": torch.get_num_threads(),
+        "load_frames": load_time,
+        "prepare_latents": prep_time,
+        "train_cpu_seconds": round(vae_stats["cpu_seconds"] + prep_time["cpu_seconds"] + unet_stats["cpu_seconds"], 2),
+        "train_wall_seconds": round(vae_stats["wall_seconds"] + prep_time["wall_seconds"]
+                                    + unet_stats["wall_seconds"], 2),
+        **_since(start),
+        "settings": asdict(s),
+    }
+    (out / "quality.json").write_text(json.dumps(quality, indent=2) + "\n")
+    return quality
+
+
+def main(manifests: list[str], clip_dir: str, out_dir: str, seed: int = 0, steps: int | None = None,
+         threads: int | None = None, unet_config: str | Path | None = None) -> dict:
+    """Build the miniature SD folder from the train split of ``manifests`` and the CLIP in ``clip_dir``.
+
+    ``steps``: UNet training steps; the VAE's steps scale with them (same ratio as the defaults).
+    ``threads``: torch's CPU thread count (the rule's ``threads:``); ``None`` leaves torch's setting alone.
+    ``unet_config``: the UNet architecture JSON (``models.unet_config``); default the demo architecture.
+    """
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if threads is not None:
+        torch.set_num_threads(threads)
+    settings = SdSettings(seed=seed)
+    if steps is not None:
+        vae_steps = round(steps * settings.vae_steps / max(1, settings.unet_steps))
+        settings = replace(settings, unet_steps=steps, vae_steps=vae_steps,
+                           warmup_steps=min(settings.warmup_steps, max(1, steps // 10)))
+    architecture = json.loads(Path(unet_config or DEMO_UNET_CONFIG).read_text())
+    train = load_pairs(manifests, ("train",))
+    val = load_pairs(manifests, ("val",))
+    return build_sd(train, val, clip_dir, out_dir, architecture, settings)
