@@ -12,6 +12,7 @@ include: "rules/data.smk"
 include: "rules/pretrain.smk"
 include: "rules/features.smk"
 include: "rules/model.smk"
+include: "rules/train.smk"
 
 
 rule all:
@@ -21,3 +22,9 @@ rule all:
         expand(rules.manifest.output.manifest, dataset=DATASETS),
         expand(rules.clap_features.output.embeddings, dataset=DATASETS),
         expand(rules.captions.output.captions, dataset=DATASETS),
+        model_input("sd") if PRETRAIN else [],
+        expand(
+            rules.train_stage2.output.weights,
+            dataset=DATASETS,
+            variant=TRAINING.get("run_variants", ["full"]),
+        ),

@@ -1,4 +1,5 @@
 # Shared helpers. The config is validated first, so every rule can trust its keys.
+import sys
 from pathlib import Path
 
 import yaml
@@ -7,6 +8,20 @@ from snakemake.utils import validate
 validate(config, schema="../workflow/schemas/config.schema.yaml")
 
 RESULTS = Path(config.get("results", "results"))
+
+
+def _shipped(path):
+    """A relative path that names a file shipped with the workflow (e.g. workflow/configs/unet_demo.json) and is
+    absent from the working directory, made absolute, so `snakemake -d <elsewhere>` still finds it.
+    """
+    if path and not Path(path).is_absolute() and not Path(path).exists():
+        shipped = Path(workflow.basedir, path)
+        if shipped.exists():
+            return str(shipped)
+    return path
+
+
+config["models"]["unet_config"] = _shipped(config["models"].get("unet_config"))
 DATA = config["data"]
 DATASETS = sorted(DATA["datasets"])
 SHARDS = list(range(DATA.get("shards", 2)))
@@ -56,3 +71,30 @@ def model_input(key):
 
 
 PRETRAIN = (config.get("pretrain") or {}).get("enabled", False)
+
+
+# Training variants (sonic/variants.py is plain Python, importable without torch).
+sys.path.insert(0, str(Path(workflow.basedir)))
+from sonic import variants  # noqa: E402
+
+TRAINING = config.get("training") or {}
+VARIANTS = variants.variant_names(config)
+STAGE1_RUN = variants.stage1_runs(config)
+TRAIN_RESOURCES = {
+    k: v for k, v in (TRAINING.get("resources") or {}).items() if v
+}  # gpu: 0 is left out
+
+
+wildcard_constraints:
+    variant="|".join(VARIANTS),
+    run="|".join(sorted({r for r in STAGE1_RUN.values() if r})),
+
+
+def stage1_projector(wildcards):
+    """The stage-1 projector a variant starts stage 2 from (nothing for a variant without stage 1)."""
+    run = STAGE1_RUN[wildcards.variant]
+    if run is None:
+        return []
+    return rules.train_stage1.output.projector.format(
+        dataset=wildcards.dataset, run=run
+    )

@@ -96,3 +96,28 @@ if PRETRAIN:
         shell:
             "sonic pretrain blip2 --config {params.config:q} --manifests {input.manifests:q} "
             "--out {output.model:q} --threads {threads} > {log:q} 2>&1"
+
+    rule train_sd:
+        input:
+            manifests=expand(rules.manifest.output.manifest, dataset=DATASETS),
+            clip=rules.train_clip.output.model,
+            architecture=config["models"]["unet_config"],
+        output:
+            model=directory(config["models"]["sd"]),
+        log:
+            results("logs", "pretrain", "sd.log"),
+        benchmark:
+            results("benchmarks", "pretrain", "sd.tsv")
+        conda:
+            "../envs/sonic.yaml"
+        threads: 1
+        resources:
+            mem_mb=8000,
+            runtime=60,
+        params:
+            config=CONFIG,
+            steps=config["pretrain"].get("steps", {}).get("sd"),
+            seed=config["seed"],
+        shell:
+            "sonic pretrain sd --config {params.config:q} --manifests {input.manifests:q} "
+            "--out {output.model:q} --threads {threads} > {log:q} 2>&1"

@@ -191,8 +191,30 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         kwargs["threads"] = args.threads
     if "clip_dir" in accepted:  # models distilled into / conditioned on the miniature CLIP
         kwargs["clip_dir"] = cfg.models.require("clip_ais")
+    if "unet_config" in accepted:  # the SD-1.x-shaped UNet's architecture
+        kwargs["unet_config"] = cfg.models.require("unet_config")
     quality = module.main(args.manifests, args.out, **kwargs)
     print(json_mod.dumps(quality, indent=2))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """One training stage of one variant on one dataset."""
+    import json as json_mod
+
+    from sonic import config as config_mod
+    from sonic.training import run
+
+    cfg = config_mod.load(args.config)
+    common = dict(variant=args.variant, manifest=args.manifest, clap=args.clap, clap_index=args.clap_index,
+                  out=args.out)
+    if args.stage == "stage1":
+        if not args.captions:
+            raise config_mod.ConfigError("sonic train stage1 needs --captions (the BLIP-2 captions CSV)")
+        summary = run.stage1(cfg, captions=args.captions, **common)
+    else:
+        summary = run.stage2(cfg, projector=args.projector, **common)
+    print(json_mod.dumps(summary, indent=2))
     return 0
 
 
@@ -266,6 +288,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="model folder (save_pretrained layout) or file (wav2clip)")
     p.add_argument("--steps", type=int, help="training steps (default: pretrain.steps.<model> or the model's own)")
     p.set_defaults(func=cmd_pretrain)
+
+    p = sub.add_parser("train", help="stage 1 (projector alignment) or stage 2 (gated cross-attention tuning)")
+    p.add_argument("stage", choices=["stage1", "stage2"])
+    p.add_argument("--config", required=True)
+    p.add_argument("--variant", default="full", help="a name from training.variants (default: full)")
+    p.add_argument("--manifest", required=True, help="the dataset's manifest (its train split is used)")
+    p.add_argument("--clap", required=True, help="the dataset's CLAP cache (safetensors)")
+    p.add_argument("--clap-index", required=True, help="the CLAP cache's index CSV")
+    p.add_argument("--captions", help="stage1: BLIP-2 captions CSV")
+    p.add_argument("--projector", help="stage2: the stage-1 projector folder (omit for a variant without stage 1)")
+    p.add_argument("--out", required=True, help="run folder: checkpoints, losses.csv, loss.png, final weights")
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("features", help="per-dataset caches: CLAP embeddings, BLIP-2 captions of training frames")
     p.add_argument("kind", choices=["clap", "captions"])

@@ -50,17 +50,25 @@ def load_stable_diffusion(
 ) -> StableDiffusion:
     """The frozen SD components from ``models.sd`` (unet/, vae/, text_encoder/, tokenizer/, scheduler/)."""
     from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
-    from transformers import CLIPTextModel, CLIPTokenizer
 
     root = check_location("sd", cfg.models.sd, subfolders=("unet", "vae", "text_encoder", "tokenizer", "scheduler"))
     unet = UNet2DConditionModel.from_pretrained(root, subfolder="unet", torch_dtype=dtype)
     vae = AutoencoderKL.from_pretrained(root, subfolder="vae", torch_dtype=dtype)
-    text_encoder = CLIPTextModel.from_pretrained(root, subfolder="text_encoder", torch_dtype=dtype)
-    tokenizer = CLIPTokenizer.from_pretrained(root, subfolder="tokenizer")
+    text_encoder, tokenizer = load_text_encoder(cfg, device, dtype)
     scheduler = DDIMScheduler.from_pretrained(root, subfolder="scheduler")
-    for module in (unet, vae, text_encoder):
+    for module in (unet, vae):
         module.requires_grad_(False).eval().to(device)
     return StableDiffusion(unet, vae, text_encoder, tokenizer, scheduler)
+
+
+def load_text_encoder(cfg: Config, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
+    """Only the frozen SD text encoder and its tokenizer (stage 1 needs nothing else of ``models.sd``)."""
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    root = check_location("sd", cfg.models.sd, subfolders=("text_encoder", "tokenizer"))
+    text_encoder = CLIPTextModel.from_pretrained(root, subfolder="text_encoder", torch_dtype=dtype)
+    tokenizer = CLIPTokenizer.from_pretrained(root, subfolder="tokenizer")
+    return text_encoder.requires_grad_(False).eval().to(device), tokenizer
 
 
 def load_audio_encoder(cfg: Config, device: str | torch.device = "cpu"):

@@ -1,6 +1,7 @@
 """The Snakemake workflow end to end on the smoke size, in a scratch working directory."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -45,3 +46,58 @@ def test_second_invocation_does_nothing(smoke_run):
     out = snakemake(workdir, "-n", *targets)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "Nothing to be done" in out.stdout + out.stderr
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """The "Job stats" table of a dry run as {rule: count}."""
+    table = output.split("Job stats:", 1)[1].splitlines()
+    counts = {}
+    for line in table[3:]:
+        parts = line.split()
+        if len(parts) != 2 or parts[0] == "total":
+            break
+        counts[parts[0]] = int(parts[1])
+    return counts
+
+
+def test_default_target_encodes_each_dataset_once(tmp_path):
+    """The whole DAG of the default target: one CLAP cache and one caption file per dataset, every miniature
+    model trained once (a dry run from an empty working directory)."""
+    out = snakemake(tmp_path, "-n")
+    assert out.returncode == 0, out.stderr[-2000:]
+    counts = job_counts(out.stdout + out.stderr)
+    assert counts["clap_features"] == len(DATASETS) and counts["captions"] == len(DATASETS)
+    for rule in ("train_clip", "train_clap", "train_blip2", "train_sd"):
+        assert counts[rule] == 1, rule
+
+
+def test_variants_share_stage1_runs(tmp_path):
+    """All variants of one dataset: stage-1 jobs only where the stage-1 inputs differ (none for no_stage1)."""
+    variants = ["full", "no_contrastive", "no_mse", "no_stage1", "projector_frozen_stage2", "single_token",
+                "decoder_6_11", "all_layers"]
+    targets = [f"results/train/ravdess/{v}/weights" for v in variants]
+    out = snakemake(tmp_path, "-n", *targets)
+    assert out.returncode == 0, out.stderr[-2000:]
+    text = out.stdout + out.stderr
+    counts = job_counts(text)
+    assert counts["train_stage2"] == len(variants)
+    assert counts["train_stage1"] == 4
+    runs = sorted(set(re.findall(r"results/train/ravdess/stage1/(\w+)/projector", text)))
+    assert runs == ["full", "no_contrastive", "no_mse", "single_token"]
+    assert counts["clap_features"] == 1  # the one dataset's CLAP cache, shared by every variant
+
+
+def test_paper_profile_asks_for_gpus(tmp_path):
+    """The paper configuration lays out the same training rules, with GPU resources (dry run; the real model
+    folders are stood in for by empty ones)."""
+    for folder in ("stable-diffusion-v1-4", "clap-htsat-unfused", "blip2-opt-2.7b"):
+        (tmp_path / "models" / folder).mkdir(parents=True)
+    cmd = [str(BIN / "snakemake"), "results/train/ravdess/full/weights", "-n", "-s", str(ROOT / "Snakefile"), "-d",
+           str(tmp_path), "--configfile", str(ROOT / "workflow/configs/paper.yaml")]
+    env = os.environ | {"PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    text = out.stdout + out.stderr
+    for rule in ("train_stage1", "train_stage2"):
+        block = text.split(f"rule {rule}:", 1)[1].split("\nrule ", 1)[0]
+        assert "gpu=1" in block, rule

@@ -119,7 +119,7 @@ class AudioAdapters:
 
     def gates(self) -> dict[str, float]:
         """tanh(gamma) per layer (diagnostics)."""
-        return {name: float(torch.tanh(m.gamma)) for name, m in self.modules()}
+        return {name: float(torch.tanh(m.gamma.detach())) for name, m in self.modules()}
 
     def set_beta(self, beta: float | Mapping[str, float]) -> None:
         """One strength for all layers, or a mapping layer name -> strength (others keep theirs)."""

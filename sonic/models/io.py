@@ -35,8 +35,13 @@ def save_weights(path: str | Path, projector: AudioProjector, adapters: AudioAda
         "adapters": {"layers": adapters.names},
         "metadata": metadata,
     }
+    return _write(path, tensors, config)
+
+
+def _write(path: Path, tensors: dict[str, torch.Tensor], config: dict) -> Path:
+    """Weights first (through a temporary name), config last: a folder with a config is complete."""
     tmp = path / (WEIGHTS_NAME + ".tmp")
-    save_file(tensors, str(tmp), metadata={"format": FORMAT})
+    save_file(tensors, str(tmp), metadata={"format": config["format"]})
     tmp.replace(path / WEIGHTS_NAME)
     (path / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     return path
@@ -83,3 +88,34 @@ def trainable_state(projector: AudioProjector, adapters: AudioAdapters) -> dict[
     """The same key space as the weights file, for comparisons in tests and checkpoints."""
     state = {f"projector.{k}": v for k, v in projector.state_dict().items()}
     return state | {f"adapters.{k}": v for k, v in adapters.state_dict().items()}
+
+
+PROJECTOR_FORMAT = "sonic-diffusion-projector"
+
+
+def save_projector(path: str | Path, projector: AudioProjector, **metadata) -> Path:
+    """A projector alone (the stage-1 result): ``config.json`` + ``model.safetensors`` with its module-path keys."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().contiguous().cpu() for k, v in projector.state_dict().items()}
+    config = {"format": PROJECTOR_FORMAT, "version": VERSION, "projector": projector.config.to_dict(),
+              "metadata": metadata}
+    return _write(path, tensors, config)
+
+
+def load_projector(path: str | Path) -> AudioProjector:
+    """The projector written by :func:`save_projector`, loaded strictly."""
+    path = Path(path)
+    cfg_file = path / CONFIG_NAME
+    if not cfg_file.is_file():
+        raise FileNotFoundError(f"{path}: not a projector folder (no {CONFIG_NAME})")
+    config = json.loads(cfg_file.read_text())
+    if config.get("format") != PROJECTOR_FORMAT or config.get("version") != VERSION:
+        raise ValueError(f"{cfg_file}: expected format {PROJECTOR_FORMAT!r} version {VERSION}, got "
+                         f"{config.get('format')!r} version {config.get('version')}")
+    projector = AudioProjector(ProjectorConfig(**config["projector"]))
+    try:
+        projector.load_state_dict(load_file(str(path / WEIGHTS_NAME)), strict=True)
+    except RuntimeError as err:
+        raise KeyError(f"{path / WEIGHTS_NAME}: weights do not match the projector config: {err}") from err
+    return projector

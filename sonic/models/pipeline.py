@@ -35,6 +35,16 @@ def interpolate_embeddings(a: torch.Tensor, b: torch.Tensor, alpha: float) -> to
     return (1.0 - alpha) * a + alpha * b
 
 
+@torch.no_grad()
+def encode_prompts(text_encoder, tokenizer, prompts: Sequence[str], batch_size: int = 64) -> torch.Tensor:
+    """SD text-encoder last hidden states (N, 77, C) of ``prompts``, padded to the tokenizer's length as SD pads
+    prompts, on the text encoder's device."""
+    device = next(text_encoder.parameters()).device
+    ids = tokenizer(list(prompts), padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                    return_tensors="pt").input_ids
+    return torch.cat([text_encoder(chunk.to(device))[0] for chunk in ids.split(batch_size)])
+
+
 def initial_latents(seed: int, shape: Sequence[int], dtype=torch.float32) -> torch.Tensor:
     """Starting noise for one seed, drawn on the CPU so that a seed means the same image on every device."""
     return torch.randn(tuple(shape), generator=torch.Generator("cpu").manual_seed(int(seed)), dtype=dtype)
@@ -73,14 +83,7 @@ class SonicPipeline:
     @torch.no_grad()
     def encode_text(self, prompts: Sequence[str]) -> torch.Tensor:
         """SD text-encoder last hidden states (B, 77, C)."""
-        ids = self.tokenizer(
-            list(prompts),
-            padding="max_length",
-            max_length=self.tokenizer.model_max_length,
-            truncation=True,
-            return_tensors="pt",
-        ).input_ids.to(self.device)
-        return self.text_encoder(ids)[0].to(self.dtype)
+        return encode_prompts(self.text_encoder, self.tokenizer, prompts).to(self.dtype)
 
     def embed_audio(self, waveforms: Sequence[np.ndarray], gain_db: float = 0.0) -> torch.Tensor:
         if self.audio_encoder is None:

@@ -60,3 +60,19 @@ def warmup_cosine(step: int, warmup_steps: int, total_steps: int) -> float:
     if step < warmup_steps:
         return (step + 1) / warmup_steps
     return 0.5 * (1 + math.cos(math.pi * (step - warmup_steps) / max(1, total_steps - warmup_steps)))
+
+
+def load_text_tower(clip_dir: str | Path):
+    """The text tower of the CLIPModel saved in ``clip_dir`` as a frozen ``CLIPTextModel`` (what the SD folder's
+    text_encoder/ is). Loading a part of a whole-CLIP checkpoint is intended here, so transformers' report of the
+    unused vision weights is silenced."""
+    import transformers
+    from transformers import CLIPTextModel
+
+    level = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()
+    try:
+        model = CLIPTextModel.from_pretrained(clip_dir)
+    finally:
+        transformers.logging.set_verbosity(level)
+    return model.eval().requires_grad_(False)

@@ -11,10 +11,13 @@ from PIL import Image
 from safetensors.torch import load_file
 from transformers import AutoTokenizer, Blip2ForConditionalGeneration, Blip2Processor, GPT2Tokenizer
 
+from sonic import registry
+from sonic.config import from_dict
 from sonic.pretrain.blip2 import (
     Blip2Settings, build_processor, build_tokenizer, caption_frames, encode_captions, named_class, train_blip2,
 )
 from sonic.pretrain.data import Pair
+from tests.tiny import tiny_config_dict
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
 TINY = Blip2Settings(
@@ -175,3 +178,12 @@ def test_learns_to_name_the_colour(tmp_path):
     quality = train_blip2(train, val, tmp_path / "run", settings)
     assert quality["right_class"]["overall"] == 1.0
     assert [e["generated"] for e in quality["examples"]["toy"]] == [p.caption for p in val]
+
+
+def test_registry_loads_it_as_the_captioner(trained, tmp_path):
+    root, _, val, _ = trained
+    cfg = from_dict(tiny_config_dict(tmp_path / "sd", models={"sd": str(tmp_path / "sd"), "blip2": str(root / "run0")}))
+    model, processor = registry.load_blip2(cfg)
+    assert not model.training
+    captions = caption_frames(model, processor, [val[0].frame], batch_size=1)
+    assert len(captions) == 1 and isinstance(captions[0], str)

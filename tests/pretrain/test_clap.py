@@ -12,9 +12,12 @@ from PIL import Image
 from safetensors.torch import load_file
 from transformers import AutoTokenizer, ClapFeatureExtractor, ClapModel, ClapProcessor
 
+from sonic import registry
+from sonic.config import ConfigError, from_dict
 from sonic.audio import load_audio
 from sonic.models.audio_encoder import ClapAudioEncoder
 from sonic.pretrain.clap import ClapRecipe, build_feature_extractor, contrastive_loss, log_mels, main
+from tests.tiny import tiny_config_dict
 
 SR = 48000
 CLIPS = [  # dataset, label, tone (Hz), seconds, brightness, split
@@ -147,3 +150,15 @@ def test_contrastive_loss_rewards_alignment_and_shares_repeated_texts():
     # at best text 0 splits its target over its two clips: the text->audio side keeps that entropy, log(2) / 2
     torch.testing.assert_close(aligned, torch.tensor(np.log(2) / 4, dtype=torch.float32), atol=1e-3, rtol=0)
     assert swapped > 10
+
+
+def test_registry_loads_it_as_the_audio_encoder(trained, tmp_path):
+    out, _ = trained
+    cfg = from_dict(tiny_config_dict(tmp_path / "sd", models={"sd": str(tmp_path / "sd"), "clap": str(out)},
+                                     audio_encoder={"embed_dim": 128, "sample_rate": 48000}))
+    encoder = registry.load_audio_encoder(cfg)
+    assert encoder.embed([tone(440.0, 1.0)]).shape == (1, 128)
+    wrong = from_dict(tiny_config_dict(tmp_path / "sd", models={"sd": str(tmp_path / "sd"), "clap": str(out)},
+                                       audio_encoder={"embed_dim": 512, "sample_rate": 48000}))
+    with pytest.raises(ConfigError, match="embed_dim"):
+        registry.load_audio_encoder(wrong)

@@ -11,8 +11,11 @@ from PIL import Image
 from safetensors.torch import load_file
 from transformers import CLIPImageProcessor, CLIPModel, CLIPTextModel, CLIPTokenizer
 
+from sonic import registry
+from sonic.config import from_dict
 from sonic.pretrain.clip import ClipSettings, _multi_positive_loss, build_tokenizer, train_clip
 from sonic.pretrain.data import Pair
+from tests.tiny import tiny_config_dict
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
 TINY = ClipSettings(
@@ -143,3 +146,15 @@ def test_learns_coloured_squares(tmp_path):
     train, val = square_pairs(tmp_path / "f", 4), square_pairs(tmp_path / "f", 2, "val", seed=3)
     quality = train_clip(train, val, tmp_path / "m", replace(TINY, steps=40, lr=3e-3))
     assert quality["zero_shot_accuracy"]["toy"] == 1.0
+
+
+def test_registry_loads_it_for_ais_and_eval(trained, tmp_path):
+    """Both CLIP keys of the paper profile read the miniature folder through the same loader (HF_HUB_OFFLINE=1)."""
+    root, _ = trained
+    models = {"sd": str(tmp_path / "sd"), "clip_ais": str(root / "run0"), "clip_eval": str(root / "run0")}
+    cfg = from_dict(tiny_config_dict(tmp_path / "sd", models=models))
+    for key in ("clip_ais", "clip_eval"):
+        clip = registry.load_clip(cfg, key)
+        assert not clip.model.training and not any(p.requires_grad for p in clip.model.parameters())
+        batch = clip.tokenizer(["a photo of a red square"], return_tensors="pt")
+        assert clip.model.get_text_features(**batch) is not None

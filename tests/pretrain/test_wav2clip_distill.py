@@ -6,9 +6,12 @@ import torch
 from PIL import Image
 from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
 
+from sonic import registry
+from sonic.config import from_dict
 from sonic.models.wav2clip import Wav2ClipConfig, load_wav2clip
 from sonic.pretrain.data import Pair
 from sonic.pretrain.wav2clip import Wav2ClipSettings, train_wav2clip
+from tests.tiny import tiny_config_dict
 
 
 def tiny_world(tmp_path):
@@ -43,3 +46,14 @@ def test_distillation_saves_official_layout_deterministically(tmp_path):
         assert torch.equal(va, vb), k
     assert set(q1["val"]) == {"top1_exact", "top1_class", "chance_exact", "chance_class"}
     assert (tmp_path / "a" / "quality.json").is_file()
+
+
+def test_registry_loads_the_distilled_checkpoint(tmp_path):
+    pairs = tiny_world(tmp_path)
+    settings = Wav2ClipSettings(steps=1, batch_size=4, crop_seconds=0.5,
+                                model=Wav2ClipConfig(base_width=4, blocks=(1, 1, 1, 1), mlp_hidden=8, embed_dim=8))
+    out = tmp_path / "w" / "Wav2CLIP.pt"
+    train_wav2clip(pairs, pairs, tmp_path / "clip", out, settings)
+    cfg = from_dict(tiny_config_dict(tmp_path / "sd", models={"sd": str(tmp_path / "sd"), "wav2clip": str(out)}))
+    model = registry.load_wav2clip(cfg)
+    assert model.config.embed_dim == 8 and not model.training

@@ -1,0 +1,63 @@
+# Both training stages per dataset and variant (SPEC §3.3-3.4). Variants with equal stage-1 inputs share one
+# stage-1 run (named after the first of them); `no_stage1` has none.
+
+
+rule train_stage1:
+    input:
+        manifest=rules.manifest.output.manifest,
+        clap=rules.clap_features.output.embeddings,
+        clap_index=rules.clap_features.output.index,
+        captions=rules.captions.output.captions,
+        sd=model_input("sd"),
+    output:
+        projector=directory(
+            results("train", "{dataset}", "stage1", "{run}", "projector")
+        ),
+    log:
+        results("logs", "train", "{dataset}_stage1_{run}.log"),
+    benchmark:
+        results("benchmarks", "train", "{dataset}_stage1_{run}.tsv")
+    conda:
+        "../envs/sonic.yaml"
+    threads: TRAINING.get("threads", 2)
+    resources:
+        **TRAIN_RESOURCES,
+    params:
+        config=CONFIG,
+        settings=lambda w: variants.stage1_identity(config, w.run),
+        out=lambda w: results("train", w.dataset, "stage1", w.run),
+    shell:
+        "sonic train stage1 --config {params.config:q} --variant {wildcards.run} "
+        "--manifest {input.manifest:q} --clap {input.clap:q} --clap-index {input.clap_index:q} "
+        "--captions {input.captions:q} --out {params.out:q} --threads {threads} > {log:q} 2>&1"
+
+
+rule train_stage2:
+    input:
+        manifest=rules.manifest.output.manifest,
+        clap=rules.clap_features.output.embeddings,
+        clap_index=rules.clap_features.output.index,
+        sd=model_input("sd"),
+        projector=stage1_projector,
+    output:
+        weights=directory(results("train", "{dataset}", "{variant}", "weights")),
+    log:
+        results("logs", "train", "{dataset}_stage2_{variant}.log"),
+    benchmark:
+        results("benchmarks", "train", "{dataset}_stage2_{variant}.tsv")
+    conda:
+        "../envs/sonic.yaml"
+    threads: TRAINING.get("threads", 2)
+    resources:
+        **TRAIN_RESOURCES,
+    params:
+        config=CONFIG,
+        settings=lambda w: variants.resolve(config, w.variant),
+        projector=lambda w, input: (
+            f"--projector {input.projector}" if input.projector else ""
+        ),
+        out=lambda w: results("train", w.dataset, w.variant),
+    shell:
+        "sonic train stage2 --config {params.config:q} --variant {wildcards.variant} "
+        "--manifest {input.manifest:q} --clap {input.clap:q} --clap-index {input.clap_index:q} "
+        "{params.projector} --out {params.out:q} --threads {threads} > {log:q} 2>&1"

@@ -1,0 +1,218 @@
+"""The one training loop of both stages (SPEC §3.3-3.4, STYLE "one training loop, configured twice").
+
+An Accelerate loop (device placement, mixed precision, multi-GPU when launched with ``accelerate launch``) with:
+
+* randomness as a function of (seed, step, process): each step draws its batch, noise and dropout from a
+  generator seeded by :func:`step_generator`, so a resumed run sees exactly the batches the uninterrupted run
+  would have seen, with no RNG state to save;
+* ``checkpoint-<step>`` folders every ``checkpoint_every`` steps holding only the trainable parameters, the
+  optimizer and the LR schedule (never the frozen UNet), the oldest removed beyond ``checkpoints_total_limit``,
+  and automatic resume from the latest complete one when the run is started again (diffusers'
+  ``train_text_to_image.py`` pattern);
+* ``losses.csv`` (one row per step), ``loss.png`` (the curve) and a progress bar with ETA.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_PREFIX = "checkpoint-"
+STATE_FILE = "state.json"  # written last: a checkpoint without it is incomplete and ignored
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    steps: int
+    seed: int = 0
+    checkpoint_every: int = 100
+    checkpoints_total_limit: int | None = 2
+    mixed_precision: str = "no"  # no | fp16 | bf16
+    max_grad_norm: float | None = 1.0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.checkpoint_every < 1:
+            raise ValueError(f"steps and checkpoint_every must be >= 1, got {self.steps}, {self.checkpoint_every}")
+        if self.checkpoints_total_limit is not None and self.checkpoints_total_limit < 1:
+            raise ValueError(f"checkpoints_total_limit must be >= 1 or null, got {self.checkpoints_total_limit}")
+        if self.mixed_precision not in ("no", "fp16", "bf16"):
+            raise ValueError(f"mixed_precision must be no, fp16 or bf16, got {self.mixed_precision!r}")
+
+
+def step_generator(seed: int, step: int, process: int = 0) -> torch.Generator:
+    """The CPU generator that draws everything random in one step of one process."""
+    return torch.Generator().manual_seed((seed * 1_000_003 + step) * 1_009 + process)
+
+
+# A step: (model, generator, step) -> (loss, {name: float}) for the CSV.
+StepFn = Callable[[torch.nn.Module, torch.Generator, int], tuple[torch.Tensor, dict[str, float]]]
+
+
+def trainable_parameters(model: torch.nn.Module) -> dict[str, torch.nn.Parameter]:
+    return {name: p for name, p in model.named_parameters() if p.requires_grad}
+
+
+def checkpoints(out_dir: Path) -> list[tuple[int, Path]]:
+    """Complete checkpoints under ``out_dir``, oldest first."""
+    found = []
+    for path in out_dir.glob(f"{CHECKPOINT_PREFIX}*"):
+        suffix = path.name[len(CHECKPOINT_PREFIX) :]
+        if suffix.isdigit() and (path / STATE_FILE).is_file():
+            found.append((int(suffix), path))
+    return sorted(found)
+
+
+def _save_checkpoint(out_dir: Path, step: int, model, optimizer, scheduler, limit: int | None) -> Path:
+    path = out_dir / f"{CHECKPOINT_PREFIX}{step}"
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    tensors = {k: v.detach().float().cpu().contiguous() for k, v in trainable_parameters(model).items()}
+    save_file(tensors, str(path / "trainable.safetensors"))
+    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, path / "optimizer.pt")
+    (path / STATE_FILE).write_text(json.dumps({"step": step}) + "\n")
+    if limit is not None:
+        for _, old in checkpoints(out_dir)[:-limit]:
+            shutil.rmtree(old)
+    return path
+
+
+def _load_checkpoint(path: Path, model, optimizer, scheduler) -> int:
+    params = trainable_parameters(model)
+    tensors = load_file(str(path / "trainable.safetensors"))
+    if tensors.keys() != params.keys():
+        missing, extra = sorted(params.keys() - tensors.keys()), sorted(tensors.keys() - params.keys())
+        raise KeyError(f"{path}: checkpoint does not match the model (missing {missing[:5]}, unexpected {extra[:5]})")
+    with torch.no_grad():
+        for name, p in params.items():
+            p.copy_(tensors[name].to(p.dtype))
+    states = torch.load(path / "optimizer.pt", map_location="cpu", weights_only=False)
+    optimizer.load_state_dict(states["optimizer"])
+    scheduler.load_state_dict(states["scheduler"])
+    return int(json.loads((path / STATE_FILE).read_text())["step"])
+
+
+def _read_rows(csv_path: Path, up_to: int) -> list[dict]:
+    if not csv_path.is_file():
+        return []
+    with csv_path.open(newline="") as f:
+        return [row for row in csv.DictReader(f) if int(row["step"]) <= up_to]
+
+
+def plot_losses(csv_path: Path, png_path: Path, title: str = "") -> None:
+    """The loss curve of ``losses.csv`` (every column except step and lr), log-scaled when it spans decades."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = _read_rows(csv_path, math.inf)
+    if not rows:
+        return
+    steps = [int(r["step"]) for r in rows]
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    for key in rows[0]:
+        if key in ("step", "lr") or not rows[0][key]:
+            continue
+        ax.plot(steps, [float(r[key]) for r in rows], label=key, linewidth=1)
+    values = [float(r["loss"]) for r in rows if float(r["loss"]) > 0]
+    if values and max(values) / min(values) > 30:
+        ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(png_path)
+    plt.close(fig)
+
+
+def run(
+    out_dir: str | Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    step_fn: StepFn,
+    settings: LoopSettings,
+    accelerator=None,
+    desc: str = "train",
+) -> dict:
+    """Train ``model`` (only its parameters with ``requires_grad``) for ``settings.steps`` steps, resuming from the
+    latest checkpoint in ``out_dir``. Returns a summary (steps run, resumed step, seconds, last losses)."""
+    from accelerate import Accelerator
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    s = settings
+    acc = accelerator or Accelerator(mixed_precision=s.mixed_precision, cpu=not torch.cuda.is_available())
+    model, optimizer, scheduler = acc.prepare(model, optimizer, scheduler)
+    raw_model = acc.unwrap_model(model)
+
+    start_step = 0
+    found = checkpoints(out)
+    if found:
+        start_step = _load_checkpoint(found[-1][1], raw_model, optimizer, scheduler)
+        log.info("%s: resuming from %s (step %d of %d)", desc, found[-1][1], start_step, s.steps)
+    csv_path = out / "losses.csv"
+    rows = _read_rows(csv_path, start_step)
+    fields = None
+    started, cpu_started = time.perf_counter(), time.process_time()
+    model.train()
+    bar = tqdm(total=s.steps, initial=start_step, desc=desc, unit="step", disable=not s.progress or not acc.is_main_process,
+               mininterval=2.0)
+    for step in range(start_step + 1, s.steps + 1):
+        gen = step_generator(s.seed, step, acc.process_index)
+        with acc.autocast():
+            loss, parts = step_fn(model, gen, step)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"{desc}: loss is {float(loss)} at step {step}")
+        acc.backward(loss)
+        if s.max_grad_norm is not None and acc.sync_gradients:
+            acc.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], s.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        row = {"step": step, "loss": float(loss.detach()), **parts, "lr": scheduler.get_last_lr()[0]}
+        rows.append(row)
+        bar.update(1)
+        bar.set_postfix(loss=f"{row['loss']:.4f}")
+        if acc.is_main_process and (step % s.checkpoint_every == 0 or step == s.steps):
+            fields = fields or list(row)
+            _write_rows(csv_path, rows, fields)
+            _save_checkpoint(out, step, raw_model, optimizer, scheduler, s.checkpoints_total_limit)
+    bar.close()
+    acc.wait_for_everyone()
+    if acc.is_main_process and rows:
+        _write_rows(csv_path, rows, fields or list(rows[-1]))
+        plot_losses(csv_path, out / "loss.png", desc)
+    last = rows[-10:]
+    return {
+        "steps": s.steps,
+        "resumed_from": start_step,
+        "wall_seconds": round(time.perf_counter() - started, 2),
+        "cpu_seconds": round(time.process_time() - cpu_started, 2),
+        "final_loss": sum(float(r["loss"]) for r in last) / len(last) if last else None,
+        "loop": asdict(s),
+    }
+
+
+def _write_rows(path: Path, rows: list[dict], fields: list[str]) -> None:
+    tmp = path.with_suffix(".csv.tmp")
+    with tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(path)

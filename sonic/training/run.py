@@ -1,0 +1,98 @@
+"""Entry points of the training rules: one dataset, one variant, explicit files in and out.
+
+``sonic train stage1`` and ``sonic train stage2`` call :func:`stage1` and :func:`stage2`; every setting comes from
+the config (``training.*`` with the variant's overrides, see :mod:`sonic.variants`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import fields
+from pathlib import Path
+
+from sonic import registry, variants
+from sonic.config import Config, ConfigError, ProjectorSettings
+from sonic.models.io import load_projector
+from sonic.models.projector import AudioProjector, ProjectorConfig
+from sonic.training.data import load_clip_set
+from sonic.training.loop import LoopSettings
+from sonic.training.stage1 import Stage1Settings, caption_tokens, train_stage1
+from sonic.training.stage2 import Stage2Settings, train_stage2
+
+log = logging.getLogger(__name__)
+
+
+def _settings(cls, values: dict, where: str):
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {unknown} (known: {sorted(known)})")
+    try:
+        return cls(**values)
+    except ValueError as err:
+        raise ConfigError(f"{where}: {err}") from err
+
+
+def plan(cfg: Config, variant: str) -> dict:
+    """The typed settings a variant trains with: stage1 (None for no_stage1), stage2, projector, placement, loop."""
+    try:
+        r = variants.resolve(cfg.raw, variant)
+    except KeyError as err:
+        raise ConfigError(str(err.args[0])) from err
+    training = cfg.raw.get("training") or {}
+    loop_keys = {k: training[k] for k in ("checkpoint_every", "checkpoints_total_limit", "mixed_precision",
+                                          "max_grad_norm") if k in training}
+    projector = r["projector"]
+    return {
+        "stage1": None if r["stage1"] is None else _settings(Stage1Settings, r["stage1"], f"{variant}: stage1"),
+        "stage2": _settings(Stage2Settings, r["stage2"], f"{variant}: stage2"),
+        "projector": _settings(ProjectorSettings, projector, f"{variant}: projector"),
+        "placement": r["adapters"].get("placement", "mid_and_decoder"),
+        "loop": loop_keys,
+    }
+
+
+def _projector_config(cfg: Config, variant_plan: dict, token_dim: int) -> ProjectorConfig:
+    p = variant_plan["projector"]
+    return ProjectorConfig(audio_dim=cfg.audio_encoder.embed_dim, num_tokens=p.num_tokens, token_dim=token_dim,
+                           num_blocks=p.num_blocks, num_heads=p.num_heads, attn_dim=p.attn_dim)
+
+
+def _loop(cfg: Config, variant_plan: dict, steps: int, progress: bool = True) -> LoopSettings:
+    return LoopSettings(steps=steps, seed=cfg.seed, progress=progress, **variant_plan["loop"])
+
+
+def stage1(cfg: Config, variant: str, manifest: str, clap: str, clap_index: str, captions: str, out: str) -> dict:
+    """Train the stage-1 projector of ``variant`` on the train clips of one dataset."""
+    p = plan(cfg, variant)
+    if p["stage1"] is None:
+        raise ConfigError(f"variant {variant!r} has no stage 1 (training.variants.{variant}.stage1 is null)")
+    clips = load_clip_set(manifest, clap, clap_index, captions)
+    text_encoder, tokenizer = registry.load_text_encoder(cfg)
+    proj_cfg = _projector_config(cfg, p, text_encoder.config.hidden_size)
+    targets = caption_tokens(text_encoder, tokenizer, clips.captions, proj_cfg.num_tokens)
+    return train_stage1(clips, targets, proj_cfg, p["stage1"], _loop(cfg, p, p["stage1"].steps), out)
+
+
+def stage2(cfg: Config, variant: str, manifest: str, clap: str, clap_index: str, projector: str | None,
+           out: str) -> dict:
+    """Tune the adapters (and projector) of ``variant`` on the train clips of one dataset, starting from the
+    stage-1 projector folder ``projector`` (None: a fresh projector, the ``no_stage1`` ablation)."""
+    p = plan(cfg, variant)
+    if (p["stage1"] is None) != (projector is None):
+        raise ConfigError(f"variant {variant!r}: " + ("has no stage 1 but a projector was given" if projector
+                                                      else "needs its stage-1 projector (--projector)"))
+    clips = load_clip_set(manifest, clap, clap_index)
+    sd = registry.load_stable_diffusion(cfg)
+    proj_cfg = _projector_config(cfg, p, sd.unet.config.cross_attention_dim)
+    if projector is None:
+        import torch
+
+        torch.manual_seed(cfg.seed)
+        model = AudioProjector(proj_cfg)
+    else:
+        model = load_projector(projector)
+        if model.config != proj_cfg:
+            raise ConfigError(f"{projector}: projector {model.config} does not match variant {variant!r} ({proj_cfg})")
+    return train_stage2(sd, clips, model, p["placement"], p["stage2"], _loop(cfg, p, p["stage2"].steps), out,
+                        cfg.generation.resolution, variant=variant, dataset=Path(manifest).parent.name)

@@ -1,0 +1,115 @@
+"""Stage 1 — projector alignment (paper §3.3, supplement §1.3; SPEC §3.3).
+
+Only the audio projector trains. Each step draws anchors, same-class positives and other-class negatives
+(:class:`~sonic.training.sampler.ContrastiveSampler`), projects every distinct clip of the batch once and
+minimises ``sum_i w_i (alpha1 InfoNCE_i + alpha2 MSE_i)`` against the SD text-encoder tokens of the anchor's
+BLIP-2 caption. AdamW, lr 1e-4, weight decay 1e-2, constant learning rate (the paper names no schedule).
+
+Caption tokens: the text encoder runs once per distinct caption when the run starts (measured at demo size:
+a fraction of a second; at paper size ~22k captions on one GPU, well under a minute), so no caption cache file
+is written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from sonic.models.io import save_projector
+from sonic.models.pipeline import encode_prompts
+from sonic.models.projector import AudioProjector, ProjectorConfig
+from sonic.training import loop
+from sonic.training.data import ClipSet
+from sonic.training.losses import stage1_loss
+from sonic.training.sampler import ContrastiveSampler
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Stage1Settings:
+    steps: int = 1000
+    batch_size: int = 6
+    lr: float = 1e-4
+    weight_decay: float = 1e-2
+    negatives: int = 128  # N; capped by the dataset (ContrastiveSampler)
+    temperature: float = 0.1  # tau of InfoNCE (not given in the paper)
+    alpha_contrastive: float = 1.0  # alpha1; 0 = the no_contrastive ablation
+    alpha_mse: float = 0.25  # alpha2; 0 = the no_mse ablation
+    token_t: float = 5.0  # t of the reverse-sigmoid token weights
+    mse_reduction: str = "sum"  # "sum": ||.||^2 as in Eq. 4; "mean": per channel
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch_size < 1:
+            raise ValueError("stage1.steps and stage1.batch_size must be >= 1")
+        if self.alpha_contrastive < 0 or self.alpha_mse < 0 or not (self.alpha_contrastive or self.alpha_mse):
+            raise ValueError("stage1: alpha_contrastive and alpha_mse must be >= 0 and not both 0")
+
+
+def text_targets(text_states: torch.Tensor, input_ids: torch.Tensor, eos_token_id: int, num_tokens: int
+                 ) -> torch.Tensor:
+    """The text tokens the K audio tokens are compared with: all 77 when K equals the text length, the first K
+    otherwise, except K = 1, which takes the end-of-text token (CLIP's pooled position: the only single token
+    that depends on the caption under the causal mask). text_states (N, T, C), input_ids (N, T) -> (N, K, C)."""
+    n, t, _ = text_states.shape
+    if num_tokens == t:
+        return text_states
+    if num_tokens > t:
+        raise ValueError(f"projector.num_tokens {num_tokens} exceeds the text length {t}")
+    if num_tokens == 1:
+        eos = (input_ids == eos_token_id).int().argmax(dim=1)  # first end-of-text position
+        return text_states[torch.arange(n), eos][:, None]
+    return text_states[:, :num_tokens]
+
+
+@torch.no_grad()
+def caption_tokens(text_encoder, tokenizer, captions: list[str], num_tokens: int) -> torch.Tensor:
+    """(N, K, C) targets of the MSE term, one text-encoder pass per distinct caption."""
+    distinct = sorted(set(captions))
+    states = encode_prompts(text_encoder, tokenizer, distinct).float().cpu()
+    ids = tokenizer(distinct, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                    return_tensors="pt").input_ids
+    targets = text_targets(states, ids, tokenizer.eos_token_id, num_tokens)
+    row = {c: i for i, c in enumerate(distinct)}
+    return targets[torch.tensor([row[c] for c in captions])]
+
+
+def train_stage1(clips: ClipSet, text_tokens: torch.Tensor, projector_config: ProjectorConfig,
+                 settings: Stage1Settings, loop_settings: loop.LoopSettings, out_dir: str | Path) -> dict:
+    """Train a projector from scratch (seeded) and write ``<out_dir>/projector`` (config + safetensors),
+    ``losses.csv``, ``loss.png`` and ``summary.json``."""
+    s = settings
+    out = Path(out_dir)
+    if len(text_tokens) != len(clips) or text_tokens.shape[1] != projector_config.num_tokens:
+        raise ValueError(f"text targets {tuple(text_tokens.shape)} do not match {len(clips)} clips x "
+                         f"{projector_config.num_tokens} tokens")
+    if clips.clap.shape[1] != projector_config.audio_dim:
+        raise ValueError(f"CLAP cache holds {clips.clap.shape[1]}-d embeddings, projector expects "
+                         f"{projector_config.audio_dim}")
+    sampler = ContrastiveSampler(clips.labels, s.negatives)
+    torch.manual_seed(loop_settings.seed)
+    projector = AudioProjector(projector_config)
+    optimizer = torch.optim.AdamW(projector.parameters(), lr=s.lr, weight_decay=s.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+    clap, targets = clips.clap, text_tokens
+
+    def step(model, gen, _step):
+        batch = sampler.sample(s.batch_size, gen)
+        unique, a, p, n = batch.unique()
+        device = next(model.parameters()).device
+        tokens = model(clap[unique].to(device))  # (U, K, C): each distinct clip once
+        return stage1_loss(tokens[a], tokens[p], tokens[n], targets[batch.anchors].to(device),
+                           temperature=s.temperature, alpha_contrastive=s.alpha_contrastive, alpha_mse=s.alpha_mse,
+                           token_t=s.token_t, mse_reduction=s.mse_reduction)
+
+    summary = loop.run(out, projector, optimizer, scheduler, step, loop_settings, desc="stage 1")
+    save_projector(out / "projector", projector, stage="stage1", steps=s.steps)
+    summary.update({"stage": 1, "clips": len(clips), "classes": len(sampler.members),
+                    "negatives_used": sampler.num_negatives, "settings": asdict(s)})
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    log.info("stage 1: %d steps, final loss %.4f -> %s", s.steps, summary["final_loss"], out / "projector")
+    return summary

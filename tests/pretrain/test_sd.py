@@ -1,0 +1,212 @@
+"""Miniature Stable Diffusion (SPEC §7): a folder the registry loads and the pipeline generates from, standardised
+latents, exact reference targets, determinism, quality.json."""
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTextModel, CLIPTokenizer
+
+from sonic.config import from_dict
+from sonic.models.adapters import install_adapters
+from sonic.models.pipeline import SonicPipeline
+from sonic.models.projector import AudioProjector, ProjectorConfig
+from sonic.pretrain import sd
+from sonic.pretrain.data import Pair
+from sonic.registry import load_stable_diffusion
+from tests.tiny import AUDIO_DIM, CROSS_DIM, tiny_config_dict, write_tokenizer
+
+COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
+TINY = sd.SdSettings(
+    image_size=32, vae_channels=(8, 8, 8), vae_groups=1, vae_steps=3, vae_batch_size=4, vae_crop=16,
+    unet_steps=3, unet_batch_size=4, warmup_steps=1, latent_variants=3, eval_seeds=1, eval_steps=2,
+)
+# SD-1.4's block types and counts at toy widths; sample_size 8 = 32-pixel images through a factor-4 VAE
+ARCH = {
+    "_class_name": "UNet2DConditionModel", "sample_size": 8, "in_channels": 4, "out_channels": 4,
+    "block_out_channels": [16, 32, 32, 32], "layers_per_block": 2, "attention_head_dim": 2, "norm_num_groups": 8,
+    "down_block_types": ["CrossAttnDownBlock2D"] * 3 + ["DownBlock2D"],
+    "up_block_types": ["UpBlock2D"] + ["CrossAttnUpBlock2D"] * 3, "cross_attention_dim": CROSS_DIM,
+}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def square_pairs(root, per_label=3, split="train", seed=0):
+    """Coloured squares on grey, one label per colour, written as 32x32 PNGs."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    pairs = []
+    for label, colour in COLOURS.items():
+        for k in range(per_label):
+            img = np.full((32, 32, 3), 90, np.uint8)
+            x, y = rng.integers(0, 16, 2)
+            img[y:y + 16, x:x + 16] = colour
+            path = root / f"{split}_{label}_{k}.png"
+            Image.fromarray(img).save(path)
+            pairs.append(Pair(f"{split}_{label}_{k}", "toy", label, str(path), "", split,
+                              f"a photo of a {label} square"))
+    return pairs
+
+
+def write_clip(folder):
+    """A tiny CLIP folder (model, tokenizer, image processor) whose text tower is CROSS_DIM wide."""
+    tok = write_tokenizer(folder)
+    torch.manual_seed(0)
+    text = dict(vocab_size=len(tok), hidden_size=CROSS_DIM, intermediate_size=37, num_hidden_layers=2,
+                num_attention_heads=4, max_position_embeddings=77, projection_dim=16,
+                bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    vision = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, image_size=16,
+                  patch_size=8, projection_dim=16)
+    CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)).save_pretrained(folder)
+    CLIPImageProcessor(size={"shortest_edge": 16}, crop_size={"height": 16, "width": 16}).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def built(one_thread, tmp_path_factory):
+    root = tmp_path_factory.mktemp("sd")
+    clip_dir = write_clip(root / "clip")
+    train = square_pairs(root / "frames")
+    val = square_pairs(root / "frames", 1, "val", seed=1)
+    runs = [sd.build_sd(train, val, clip_dir, root / f"run{k}", ARCH, TINY) for k in range(2)]
+    return root, clip_dir, runs
+
+
+def test_folder_loads_through_the_registry_and_generates(built):
+    root, _, runs = built
+    cfg = from_dict(tiny_config_dict(root / "run0"))
+    parts = load_stable_diffusion(cfg)
+    assert parts.unet.config.cross_attention_dim == CROSS_DIM
+    assert parts.vae.config.scaling_factor == pytest.approx(runs[0]["vae"]["scaling_factor"])
+    sched = parts.scheduler.config
+    assert (sched.beta_schedule, sched.beta_start, sched.beta_end) == ("scaled_linear", 0.00085, 0.012)
+    assert (sched.clip_sample, sched.set_alpha_to_one, sched.steps_offset) == (False, False, 1)
+    assert sched.num_train_timesteps == 1000 and sched.prediction_type == "epsilon"
+
+    adapters = install_adapters(parts.unet)
+    torch.manual_seed(0)
+    projector = AudioProjector(ProjectorConfig(audio_dim=AUDIO_DIM, num_tokens=5, token_dim=CROSS_DIM, num_heads=2,
+                                               attn_dim=16)).eval()
+    pipe = SonicPipeline(parts.unet, parts.vae, parts.text_encoder, parts.tokenizer, parts.scheduler, projector,
+                         adapters)
+    images = pipe(torch.randn(1, AUDIO_DIM), prompt="a photo of a red square", seeds=[0], num_inference_steps=2,
+                  progress=False)
+    assert images.shape == (1, 3, 32, 32)  # sample_size 8 x VAE factor 4
+    assert torch.isfinite(images).all() and 0.0 <= images.min() and images.max() <= 1.0
+
+
+def test_text_encoder_and_tokenizer_are_the_clip_text_tower(built):
+    root, clip_dir, _ = built
+    saved = CLIPTextModel.from_pretrained(root / "run0" / "text_encoder").state_dict()
+    clip = CLIPTextModel.from_pretrained(clip_dir).state_dict()
+    assert saved.keys() == clip.keys() and all(torch.equal(saved[k], clip[k]) for k in saved)
+    tok = CLIPTokenizer.from_pretrained(root / "run0" / "tokenizer")
+    assert tok.get_vocab() == CLIPTokenizer.from_pretrained(clip_dir).get_vocab()
+
+
+def test_same_seed_same_weights(built):
+    root, _, _ = built
+    for part in ("unet", "vae"):
+        a = load_file(root / "run0" / part / "diffusion_pytorch_model.safetensors")
+        b = load_file(root / "run1" / part / "diffusion_pytorch_model.safetensors")
+        assert a.keys() == b.keys()
+        assert all(torch.equal(a[k], b[k]) for k in a), part
+    trained = load_file(root / "run0" / "unet" / "diffusion_pytorch_model.safetensors")
+    torch.manual_seed(TINY.seed)
+    fresh = sd.build_unet(ARCH).state_dict()
+    assert not torch.equal(fresh["conv_in.weight"], trained["conv_in.weight"])  # training moved the weights
+
+
+def test_quality_json(built):
+    root, _, runs = built
+    quality = json.loads((root / "run0" / "quality.json").read_text())
+    assert quality == json.loads(json.dumps(runs[0]))
+    for key in ("vae", "unet", "text_to_image", "chance", "labels", "train_cpu_seconds", "train_wall_seconds",
+                "cpu_seconds", "wall_seconds", "settings"):
+        assert key in quality
+    assert quality["labels"] == {"toy": ["blue", "green", "red"]}
+    assert quality["chance"] == {"toy": pytest.approx(1 / 3)}
+    assert quality["vae"]["steps"] == TINY.vae_steps and quality["unet"]["steps"] == TINY.unet_steps
+    assert np.isfinite(quality["vae"]["psnr_val"]) and quality["vae"]["scaling_factor"] > 0
+    for kind in ("caption", "class_phrase"):
+        acc = quality["text_to_image"][kind]["accuracy"]
+        assert set(acc) == {"toy", "overall"} and 0.0 <= acc["overall"] <= 1.0
+    assert quality["text_to_image"]["caption"]["prompts"]["red"] == "a photo of a red square"
+    for part in ("vae", "unet"):
+        assert quality[part]["cpu_seconds"] > 0 and quality[part]["wall_seconds"] > 0
+
+
+def test_main_reads_manifests(built, tmp_path):
+    root, clip_dir, _ = built
+    pairs = square_pairs(tmp_path / "frames", 2) + square_pairs(tmp_path / "frames", 1, "val", seed=1)
+    manifest = tmp_path / "manifest.csv"
+    rows = ["clip_id,dataset,label,frame,audio,split"] + [f"{p.clip_id},toy,{p.label},{p.frame},,{p.split}"
+                                                          for p in pairs]
+    manifest.write_text("\n".join(rows) + "\n")
+    arch = tmp_path / "unet.json"
+    arch.write_text(json.dumps(ARCH | {"sample_size": 16}))  # the default 64-pixel images, factor-4 VAE
+    quality = sd.main([str(manifest)], str(tmp_path / "out"), str(clip_dir), steps=2, unet_config=arch)
+    assert quality["unet"]["steps"] == 2 and quality["n_train"] == 6 and quality["n_val"] == 3
+    for part in ("unet", "vae", "text_encoder", "tokenizer", "scheduler"):
+        assert (tmp_path / "out" / part).is_dir()
+
+
+def test_standardised_latents_keep_reconstructions():
+    torch.manual_seed(0)
+    vae = sd.build_vae(replace(TINY, vae_channels=(8, 8, 8))).eval()
+    images = torch.rand(6, 3, 32, 32)
+    before = sd.reconstruct(vae, images)
+    mean, std = sd.encode_posteriors(vae, images)
+    sd.standardise_latents(vae, mean)
+    new_mean, new_std = sd.encode_posteriors(vae, images)
+    torch.testing.assert_close(sd.reconstruct(vae, images), before, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(new_mean.mean((0, 2, 3)), torch.zeros(4), atol=1e-5, rtol=0)
+    torch.testing.assert_close(new_mean.std((0, 2, 3)), torch.ones(4), atol=1e-5, rtol=0)
+    scale = mean.std((0, 2, 3))[None, :, None, None]
+    torch.testing.assert_close(new_std, std / scale, atol=1e-6, rtol=1e-4)
+
+
+def test_reference_noise_is_the_exact_posterior_target():
+    g = torch.Generator().manual_seed(0)
+    ref = torch.randn(5, 4, 2, 2, generator=g)
+    noise = torch.randn(3, 4, 2, 2, generator=g)
+    alpha_bar = torch.tensor([0.999, 0.5, 0.01])
+    noisy = alpha_bar.sqrt()[:, None, None, None] * ref[[1, 2, 3]] + (1 - alpha_bar).sqrt()[:, None, None, None] * noise
+    # one member: x0 is known, so the target is the noise itself at every noise level
+    only = torch.zeros(3, 5, dtype=torch.bool)
+    only[0, 1] = only[1, 2] = only[2, 3] = True
+    torch.testing.assert_close(sd.reference_noise(noisy, alpha_bar, ref, only), noise, atol=1e-4, rtol=1e-4)
+    # all members: almost no noise -> the nearest latent wins; pure noise -> x0 is the mean of the members
+    every = torch.ones(3, 5, dtype=torch.bool)
+    target = sd.reference_noise(noisy, alpha_bar, ref, every)
+    torch.testing.assert_close(target[0], noise[0], atol=1e-3, rtol=1e-3)
+    far = torch.tensor([1e-8])
+    x0 = ref.mean(0, keepdim=True)
+    got = sd.reference_noise(noisy[2:], far, ref, every[2:])
+    torch.testing.assert_close(got, (noisy[2:] - far.sqrt() * x0) / (1 - far).sqrt(), atol=1e-4, rtol=1e-4)
+
+
+def test_min_snr_weights():
+    alphas = torch.linspace(0.999, 0.001, 1000)
+    t = torch.tensor([0, 500, 999])
+    assert torch.equal(sd.min_snr_weights(alphas, t, None), torch.ones(3))
+    w = sd.min_snr_weights(alphas, t, 5.0)
+    assert (w <= 1).all() and w[0] < 0.01 and w[2] == 1.0
+
+
+def test_settings_are_checked():
+    with pytest.raises(ValueError, match="latent_variants"):
+        sd.SdSettings(latent_variants=1)
+    with pytest.raises(ValueError, match="vae_crop"):
+        sd.SdSettings(vae_crop=30)

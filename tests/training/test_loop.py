@@ -1,0 +1,99 @@
+"""The training loop: checkpoints with retention, kill-and-resume equals an uninterrupted run, logs."""
+
+import csv
+
+import pytest
+import torch
+
+from sonic.training import loop
+
+
+class Killed(Exception):
+    pass
+
+
+def make(seed=0):
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+    model[0].bias.requires_grad_(False)  # a frozen parameter stays out of checkpoints
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2, weight_decay=1e-2)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 / (1 + s))
+    return model, opt, sched
+
+
+def step_fn(kill_at=None):
+    def step(model, gen, step):
+        if step == kill_at:
+            raise Killed
+        x = torch.randn(16, 4, generator=gen)
+        y = x.sum(1, keepdim=True).sin()
+        loss = (model(x) - y).pow(2).mean()
+        return loss, {"half": float(loss.detach()) / 2}
+
+    return step
+
+
+SETTINGS = loop.LoopSettings(steps=7, seed=3, checkpoint_every=2, checkpoints_total_limit=2, progress=False)
+
+
+def test_kill_and_resume_gives_the_uninterrupted_weights(tmp_path):
+    model, opt, sched = make()
+    loop.run(tmp_path / "straight", model, opt, sched, step_fn(), SETTINGS)
+
+    model2, opt2, sched2 = make()
+    with pytest.raises(Killed):
+        loop.run(tmp_path / "killed", model2, opt2, sched2, step_fn(kill_at=6), SETTINGS)
+    assert [s for s, _ in loop.checkpoints(tmp_path / "killed")] == [2, 4]
+    model3, opt3, sched3 = make()  # a fresh process, its trainable weights scrambled: checkpoint-4 restores them
+    with torch.no_grad():
+        for p in model3.parameters():
+            if p.requires_grad:
+                p.normal_()
+    summary = loop.run(tmp_path / "killed", model3, opt3, sched3, step_fn(), SETTINGS)
+    assert summary["resumed_from"] == 4
+    for (k, a), b in zip(model.state_dict().items(), model3.state_dict().values(), strict=True):
+        if k != "0.bias":
+            assert torch.equal(a, b), k
+
+    rows = list(csv.DictReader((tmp_path / "killed" / "losses.csv").open()))
+    straight = list(csv.DictReader((tmp_path / "straight" / "losses.csv").open()))
+    assert [int(r["step"]) for r in rows] == list(range(1, 8))
+    assert [r["loss"] for r in rows] == [r["loss"] for r in straight]
+    assert set(rows[0]) == {"step", "loss", "half", "lr"}
+    assert (tmp_path / "killed" / "loss.png").stat().st_size > 0
+
+
+def test_retention_keeps_the_newest_checkpoints(tmp_path):
+    model, opt, sched = make()
+    loop.run(tmp_path, model, opt, sched, step_fn(), SETTINGS)
+    assert [s for s, _ in loop.checkpoints(tmp_path)] == [6, 7]
+    (tmp_path / "checkpoint-9").mkdir()  # incomplete (no state.json): ignored
+    assert [s for s, _ in loop.checkpoints(tmp_path)] == [6, 7]
+    saved = loop.load_file(str(tmp_path / "checkpoint-7" / "trainable.safetensors"))
+    assert "0.bias" not in saved and set(saved) == {"0.weight", "2.weight", "2.bias"}
+
+
+def test_a_finished_run_does_not_train_again(tmp_path):
+    model, opt, sched = make()
+    loop.run(tmp_path, model, opt, sched, step_fn(), SETTINGS)
+    model2, opt2, sched2 = make(seed=5)
+    summary = loop.run(tmp_path, model2, opt2, sched2, step_fn(kill_at=1), SETTINGS)  # would raise if it stepped
+    assert summary["resumed_from"] == 7
+    assert torch.equal(model.state_dict()["2.weight"], model2.state_dict()["2.weight"])
+
+
+def test_non_finite_loss_stops_with_the_step(tmp_path):
+    model, opt, sched = make()
+
+    def bad(model, gen, step):
+        return torch.tensor(float("nan"), requires_grad=True), {}
+
+    with pytest.raises(FloatingPointError, match="step 1"):
+        loop.run(tmp_path, model, opt, sched, bad, SETTINGS)
+
+
+def test_settings_are_checked():
+    with pytest.raises(ValueError):
+        loop.LoopSettings(steps=0)
+    with pytest.raises(ValueError):
+        loop.LoopSettings(steps=1, mixed_precision="fp8")
