@@ -543,26 +543,23 @@ def generate(unet, vae, text_encoder, tokenizer, scheduler, prompts: list[str], 
     return torch.cat(out)
 
 
-@torch.no_grad()
 def classify(clip_dir: str | Path, images: torch.Tensor, datasets: list[str],
              labels: dict[str, list[str]]) -> list[str]:
     """Zero-shot label of each image by the CLIP in ``clip_dir``, over the label strings of the image's dataset."""
     from transformers import CLIPImageProcessor, CLIPModel, CLIPTokenizer
 
-    from sonic.models.pipeline import to_pil
+    from sonic.evaluation.clip_scores import zero_shot
+    from sonic.registry import Clip
 
-    model = CLIPModel.from_pretrained(clip_dir).eval()
-    tokenizer = CLIPTokenizer.from_pretrained(clip_dir)
-    processor = CLIPImageProcessor.from_pretrained(clip_dir)
-
-    def features(out):  # a tensor in transformers 4, an output with pooler_output in 5
-        return F.normalize(out if isinstance(out, torch.Tensor) else out.pooler_output, dim=-1)
-
-    pixels = processor(images=to_pil(images), return_tensors="pt")["pixel_values"]
-    v = features(model.get_image_features(pixel_values=pixels))
-    text = {d: features(model.get_text_features(**tokenizer(names, padding=True, return_tensors="pt")))
-            for d, names in labels.items()}
-    return [labels[d][int((v[i] @ text[d].T).argmax())] for i, d in enumerate(datasets)]
+    clip = Clip(CLIPModel.from_pretrained(clip_dir).eval(), CLIPTokenizer.from_pretrained(clip_dir),
+                CLIPImageProcessor.from_pretrained(clip_dir))
+    out = [""] * len(datasets)
+    for d, names in labels.items():
+        rows = [i for i, dd in enumerate(datasets) if dd == d]
+        if rows:
+            for i, label in zip(rows, zero_shot(clip, images[rows], names)):
+                out[i] = label
+    return out
 
 
 def generation_accuracy(truth: list[str], predicted: list[str], datasets: list[str]) -> dict[str, float]:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from sonic import registry, variants
 from sonic.config import Config, ConfigError, ProjectorSettings
+from sonic.data.tables import read_csv
 from sonic.models.io import load_projector
 from sonic.models.projector import AudioProjector, ProjectorConfig
 from sonic.training.data import load_clip_set
@@ -94,5 +95,23 @@ def stage2(cfg: Config, variant: str, manifest: str, clap: str, clap_index: str,
         model = load_projector(projector)
         if model.config != proj_cfg:
             raise ConfigError(f"{projector}: projector {model.config} does not match variant {variant!r} ({proj_cfg})")
-    return train_stage2(sd, clips, model, p["placement"], p["stage2"], _loop(cfg, p, p["stage2"].steps), out,
-                        cfg.generation.resolution, variant=variant, dataset=Path(manifest).parent.name)
+    summary = train_stage2(sd, clips, model, p["placement"], p["stage2"], _loop(cfg, p, p["stage2"].steps), out,
+                           cfg.generation.resolution, variant=variant, dataset=Path(manifest).parent.name)
+    check = (cfg.raw.get("training") or {}).get("quality_check")
+    if check:
+        summary["quality"] = quality_check(cfg, manifest, clap, clap_index, Path(out), **check)
+    return summary
+
+
+def quality_check(cfg: Config, manifest: str, clap: str, clap_index: str, out: Path, per_class: int = 2,
+                  seeds: int = 2, steps: int = 25) -> dict:
+    """Images from held-out (val) audio, classified by ``models.clip_eval``; written to ``<out>/quality.json``."""
+    from sonic.training import quality
+
+    labels = sorted(set(read_csv(manifest)["label"].astype(str)))
+    held_out = load_clip_set(manifest, clap, clap_index, splits=("val",))
+    result = quality.audio_to_image_accuracy(cfg, out / "weights", held_out, labels, per_class, seeds, steps)
+    quality.write(out / "quality.json", result)
+    log.info("stage 2 check: held-out audio -> image class accuracy %.3f (chance %.3f)", result["accuracy"],
+             result["chance"])
+    return result

@@ -41,7 +41,7 @@ class Stage1Settings:
     alpha_contrastive: float = 1.0  # alpha1; 0 = the no_contrastive ablation
     alpha_mse: float = 0.25  # alpha2; 0 = the no_mse ablation
     token_t: float = 5.0  # t of the reverse-sigmoid token weights
-    mse_reduction: str = "sum"  # "sum": ||.||^2 as in Eq. 4; "mean": per channel
+    mse_reduction: str = "mean"  # per channel (nn.MSELoss); "sum": the literal ||.||^2 of Eq. 4 (see README)
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1:
@@ -102,7 +102,7 @@ def train_stage1(clips: ClipSet, text_tokens: torch.Tensor, projector_config: Pr
         unique, a, p, n = batch.unique()
         device = next(model.parameters()).device
         tokens = model(clap[unique].to(device))  # (U, K, C): each distinct clip once
-        return stage1_loss(tokens[a], tokens[p], tokens[n], targets[batch.anchors].to(device),
+        return stage1_loss(tokens, a.to(device), p.to(device), n.to(device), targets[batch.anchors].to(device),
                            temperature=s.temperature, alpha_contrastive=s.alpha_contrastive, alpha_mse=s.alpha_mse,
                            token_t=s.token_t, mse_reduction=s.mse_reduction)
 

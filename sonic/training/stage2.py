@@ -34,6 +34,7 @@ class Stage2Settings:
     batch_size: int = 6
     lr_adapters: float = 1e-4
     lr_projector: float = 1e-5
+    lr_gates: float | None = None  # the gates' gamma; None = lr_adapters (the paper has one rate)
     weight_decay: float = 1e-2
     null_audio_prob: float = 0.1
     resolution: int | None = None  # training crop side in pixels; None = generation.resolution
@@ -69,13 +70,17 @@ class Stage2Model(nn.Module):
 def prepare_unet(unet: nn.Module, placement, projector: AudioProjector, train_projector: bool
                  ) -> tuple[AudioAdapters, list[dict]]:
     """Freeze the UNet, install fresh adapters (gates 0, weights copied from the text cross-attention) and return
-    them with the optimizer's parameter groups (lr set by the caller)."""
+    them with the optimizer's parameter groups (lr set by the caller): adapter weights, gates (no weight decay:
+    decay would pull the gates shut), and the projector unless it is frozen."""
     unet.requires_grad_(False)
     adapters = install_adapters(unet, placement)
     for p in adapters.parameters():
         p.requires_grad_(True)
     projector.requires_grad_(train_projector)
-    groups = [{"params": list(adapters.parameters()), "name": "adapters"}]
+    gates = [m.gamma for _, m in adapters.modules()]
+    gate_ids = {id(g) for g in gates}
+    groups = [{"params": [p for p in adapters.parameters() if id(p) not in gate_ids], "name": "adapters"},
+              {"params": gates, "name": "gates", "weight_decay": 0.0}]
     if train_projector:
         groups.append({"params": list(projector.parameters()), "name": "projector"})
     return adapters, groups
@@ -105,8 +110,9 @@ def train_stage2(sd, clips: ClipSet, projector: AudioProjector, placement, setti
     for _, module in adapters.modules():
         module.float()  # trainable weights stay fp32 under mixed precision
     projector.float()
+    rates = {"adapters": s.lr_adapters, "gates": s.lr_gates or s.lr_adapters, "projector": s.lr_projector}
     for g in groups:
-        g["lr"] = s.lr_adapters if g["name"] == "adapters" else s.lr_projector
+        g["lr"] = rates[g["name"]]
     if s.gradient_checkpointing:
         unet.enable_gradient_checkpointing()
     optimizer = torch.optim.AdamW(groups, weight_decay=s.weight_decay)

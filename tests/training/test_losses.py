@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from sonic.training.losses import info_nce_per_token, mse_per_token, stage1_loss, token_weights
+from sonic.training.losses import info_nce_per_token, mse_per_token, pooled_info_nce, stage1_loss, token_weights
 
 
 def test_token_weights_follow_the_reverse_sigmoid():
@@ -48,20 +48,31 @@ def test_mse_is_the_squared_norm_per_token():
         mse_per_token(audio, text, "max")
 
 
+def test_pooled_info_nce_equals_the_formula():
+    torch.manual_seed(1)
+    tokens = torch.randn(7, 4, 8)
+    anchors, positives = torch.tensor([0, 3, 5]), torch.tensor([1, 2, 6])
+    negatives = torch.tensor([[2, 4], [0, 6], [1, 3]])
+    want = info_nce_per_token(tokens[anchors], tokens[positives], tokens[negatives], 0.1)
+    torch.testing.assert_close(pooled_info_nce(tokens, anchors, positives, negatives, 0.1), want)
+
+
 def test_stage1_loss_combines_weighted_terms():
     torch.manual_seed(0)
-    a, p, t = torch.randn(3, 4, 8), torch.randn(3, 4, 8), torch.randn(3, 4, 8)
-    n = torch.randn(3, 5, 4, 8)
+    tokens, t = torch.randn(9, 4, 8), torch.randn(3, 4, 8)
+    a, p, n = torch.tensor([0, 1, 2]), torch.tensor([3, 4, 5]), torch.tensor([[6, 7, 8, 4, 5]] * 3)
     w = token_weights(4, 5.0)
-    nce = (info_nce_per_token(a, p, n, 0.1) * w).sum(-1).mean()
-    mse = (mse_per_token(a, t) * w).sum(-1).mean()
+    nce = (info_nce_per_token(tokens[a], tokens[p], tokens[n], 0.1) * w).sum(-1).mean()
+    mse = (mse_per_token(tokens[a], t, "mean") * w).sum(-1).mean()
     kw = dict(temperature=0.1, token_t=5.0)
-    loss, parts = stage1_loss(a, p, n, t, alpha_contrastive=1.0, alpha_mse=0.25, **kw)
+    loss, parts = stage1_loss(tokens, a, p, n, t, alpha_contrastive=1.0, alpha_mse=0.25, **kw)
     torch.testing.assert_close(loss, nce + 0.25 * mse)
     assert parts == {"infonce": pytest.approx(float(nce)), "mse": pytest.approx(float(mse))}
-    only_mse, parts = stage1_loss(a, p, n, t, alpha_contrastive=0.0, alpha_mse=0.25, **kw)
+    literal, _ = stage1_loss(tokens, a, p, n, t, alpha_contrastive=1.0, alpha_mse=0.25, mse_reduction="sum", **kw)
+    torch.testing.assert_close(literal, nce + 0.25 * 8 * mse)  # the squared norm is C times the channel mean
+    only_mse, parts = stage1_loss(tokens, a, p, n, t, alpha_contrastive=0.0, alpha_mse=0.25, **kw)
     torch.testing.assert_close(only_mse, 0.25 * mse)
     assert set(parts) == {"mse"}
-    only_nce, parts = stage1_loss(a, p, n, t, alpha_contrastive=1.0, alpha_mse=0.0, **kw)
+    only_nce, parts = stage1_loss(tokens, a, p, n, t, alpha_contrastive=1.0, alpha_mse=0.0, **kw)
     torch.testing.assert_close(only_nce, nce)
     assert set(parts) == {"infonce"}

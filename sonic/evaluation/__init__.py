@@ -1,0 +1,1 @@
+"""Scoring generated images (SPEC §4): CLIP-based classification and similarities."""
