@@ -127,3 +127,19 @@ def write_clap_folder(folder: Path, projection_dim: int = AUDIO_DIM, seed: int =
     ClapFeatureExtractor(feature_size=64, sampling_rate=48000, max_length_s=1, truncation="rand_trunc",
                          padding="repeatpad").save_pretrained(folder)
     return folder
+
+
+def write_clip_folder(folder: Path) -> Path:
+    """A tiny CLIP folder (model, tokenizer, image processor) whose text tower is CROSS_DIM wide."""
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
+
+    tok = write_tokenizer(folder)
+    torch.manual_seed(0)
+    text = dict(vocab_size=len(tok), hidden_size=CROSS_DIM, intermediate_size=37, num_hidden_layers=2,
+                num_attention_heads=4, max_position_embeddings=77, projection_dim=16,
+                bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    vision = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, image_size=16,
+                  patch_size=8, projection_dim=16)
+    CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)).save_pretrained(folder)
+    CLIPImageProcessor(size={"shortest_edge": 16}, crop_size={"height": 16, "width": 16}).save_pretrained(folder)
+    return folder

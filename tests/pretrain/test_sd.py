@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 from safetensors.torch import load_file
-from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTextModel, CLIPTokenizer
+from transformers import CLIPTextModel, CLIPTokenizer
 
 from sonic.config import from_dict
 from sonic.models.adapters import install_adapters
@@ -18,7 +18,7 @@ from sonic.models.projector import AudioProjector, ProjectorConfig
 from sonic.pretrain import sd
 from sonic.pretrain.data import Pair
 from sonic.registry import load_stable_diffusion
-from tests.tiny import AUDIO_DIM, CROSS_DIM, tiny_config_dict, write_tokenizer
+from tests.tiny import AUDIO_DIM, CROSS_DIM, tiny_config_dict, write_clip_folder
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
 TINY = sd.SdSettings(
@@ -59,24 +59,10 @@ def square_pairs(root, per_label=3, split="train", seed=0):
     return pairs
 
 
-def write_clip(folder):
-    """A tiny CLIP folder (model, tokenizer, image processor) whose text tower is CROSS_DIM wide."""
-    tok = write_tokenizer(folder)
-    torch.manual_seed(0)
-    text = dict(vocab_size=len(tok), hidden_size=CROSS_DIM, intermediate_size=37, num_hidden_layers=2,
-                num_attention_heads=4, max_position_embeddings=77, projection_dim=16,
-                bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    vision = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, image_size=16,
-                  patch_size=8, projection_dim=16)
-    CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)).save_pretrained(folder)
-    CLIPImageProcessor(size={"shortest_edge": 16}, crop_size={"height": 16, "width": 16}).save_pretrained(folder)
-    return folder
-
-
 @pytest.fixture(scope="module")
 def built(one_thread, tmp_path_factory):
     root = tmp_path_factory.mktemp("sd")
-    clip_dir = write_clip(root / "clip")
+    clip_dir = write_clip_folder(root / "clip")
     train = square_pairs(root / "frames")
     val = square_pairs(root / "frames", 1, "val", seed=1)
     runs = [sd.build_sd(train, val, clip_dir, root / f"run{k}", ARCH, TINY) for k in range(2)]

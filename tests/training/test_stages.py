@@ -14,7 +14,7 @@ from sonic.config import ConfigError, from_dict
 from sonic.models.io import load_projector, load_weights, read_config
 from sonic.training import run
 from sonic.training.stage2 import Stage2Model, prepare_unet
-from tests.tiny import AUDIO_DIM, tiny_config_dict, write_sd_folder
+from tests.tiny import AUDIO_DIM, tiny_config_dict, write_clip_folder, write_sd_folder
 
 LABELS = ["red", "green", "blue"]
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
@@ -166,3 +166,17 @@ def test_cli_runs_stage1(world, tmp_path):
     assert cli.main(argv) == 0
     assert (tmp_path / "s1" / "projector" / "model.safetensors").is_file()
     assert cli.main(argv[:2] + ["--variant", "nope"] + argv[2:]) == 2  # unknown variant: a clear config error
+
+
+def test_quality_check_generates_from_held_out_audio(stage1_out, world, tmp_path):
+    root, cfg, files = world
+    out1, _ = stage1_out
+    clip = write_clip_folder(tmp_path / "clip")
+    raw = cfg.raw | {"models": cfg.raw["models"] | {"clip_eval": str(clip)},
+                     "training": cfg.raw["training"] | {"quality_check": {"per_class": 1, "seeds": 2, "steps": 2}}}
+    summary = run.stage2(from_dict(raw), "full", projector=str(out1 / "projector"), out=str(tmp_path / "run"), **files)
+    result = json.loads((tmp_path / "run" / "quality.json").read_text())
+    assert result == summary["quality"]
+    assert result["images"] == 2  # the one val clip ("red2") x 2 seeds
+    assert result["chance"] == pytest.approx(1 / 3) and 0.0 <= result["accuracy"] <= 1.0
+    assert set(result["per_class"]) == {"red"}
