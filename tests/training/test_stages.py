@@ -180,3 +180,34 @@ def test_quality_check_generates_from_held_out_audio(stage1_out, world, tmp_path
     assert result["images"] == 2  # the one val clip ("red2") x 2 seeds
     assert result["chance"] == pytest.approx(1 / 3) and 0.0 <= result["accuracy"] <= 1.0
     assert set(result["per_class"]) == {"red"}
+
+
+def test_stage2_kill_and_resume_matches_an_uninterrupted_run(stage1_out, world, tmp_path, monkeypatch):
+    from sonic.training import loop
+
+    root, cfg, files = world
+    out1, _ = stage1_out
+    raw = cfg.raw | {"training": cfg.raw["training"] | {"stage2": cfg.raw["training"]["stage2"] | {"steps": 4}}}
+    cfg4 = from_dict(raw)
+    run.stage2(cfg4, "full", projector=str(out1 / "projector"), out=str(tmp_path / "straight"), **files)
+
+    real = loop.step_generator
+
+    def dies_at_3(seed, step, process=0):
+        if step == 3:
+            raise KeyboardInterrupt
+        return real(seed, step, process)
+
+    monkeypatch.setattr(loop, "step_generator", dies_at_3)
+    with pytest.raises(KeyboardInterrupt):
+        run.stage2(cfg4, "full", projector=str(out1 / "projector"), out=str(tmp_path / "killed"), **files)
+    assert not (tmp_path / "killed" / "weights").exists()
+    monkeypatch.setattr(loop, "step_generator", real)
+    summary = run.stage2(cfg4, "full", projector=str(out1 / "projector"), out=str(tmp_path / "killed"), **files)
+    assert summary["resumed_from"] == 2
+    states = []
+    for name in ("straight", "killed"):
+        sd = registry.load_stable_diffusion(cfg4)
+        projector, adapters = load_weights(tmp_path / name / "weights", sd.unet)
+        states.append({**projector.state_dict(), **adapters.state_dict()})
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
