@@ -82,6 +82,7 @@ class SdSettings:
     weight_decay: float = 1e-2
     warmup_steps: int = 10
     min_snr_gamma: float | None = 5.0
+    prediction_type: str = "epsilon"  # "epsilon" (SD-1.x) or "v_prediction" (SD-2.x)
     reference_targets: bool = True  # exact posterior-mean targets over the clip's text group (see train_unet)
     empty_prob: float = 0.1  # classifier-free guidance: the empty prompt
     phrase_prob: float = 0.1  # the class phrase instead of the caption
@@ -267,14 +268,14 @@ def build_unet(architecture: dict):
     return UNet2DConditionModel.from_config({k: v for k, v in architecture.items() if not k.startswith("_")})
 
 
-def ddim_scheduler():
+def ddim_scheduler(prediction_type: str = "epsilon"):
     """SD-1.x's sampler settings (as in its ``scheduler/scheduler_config.json``)."""
     from diffusers import DDIMScheduler
 
-    return DDIMScheduler(**SD_SCHEDULE, clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+    return DDIMScheduler(**SD_SCHEDULE, clip_sample=False, set_alpha_to_one=False, steps_offset=1,
+                         prediction_type=prediction_type)
 
 
-@torch.no_grad()
 # ---- VAE ---------------------------------------------------------------------------------------------------------
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     """Mean PSNR (dB) over a batch of images in [0, 1]."""
@@ -448,9 +449,17 @@ def train_unet(unet, data: LatentSet, settings: SdSettings) -> tuple[torch.nn.Mo
         noisy = noise_schedule.add_noise(latents, noise, t)
         if s.reference_targets:
             noise = reference_noise(noisy, alphas_cumprod[t], data.latents, data.members[text])
+        target = noise
+        if s.prediction_type == "v_prediction":  # v = sqrt(a) eps - sqrt(1 - a) x0, x0 implied by eps and x_t
+            a = alphas_cumprod[t][:, None, None, None]
+            x0 = (noisy - (1 - a).sqrt() * noise) / a.sqrt()
+            target = a.sqrt() * noise - (1 - a).sqrt() * x0
         pred = unet(noisy, t, data.text_states[text]).sample
         w = min_snr_weights(alphas_cumprod, t, s.min_snr_gamma)
-        loss = (w * (pred - noise).pow(2).flatten(1).mean(1)).mean()
+        if s.prediction_type == "v_prediction":  # min(SNR, gamma) / (SNR + 1) for v (Hang et al. 2023)
+            snr = alphas_cumprod[t] / (1 - alphas_cumprod[t])
+            w = w * snr / (snr + 1)
+        loss = (w * (pred - target).pow(2).flatten(1).mean(1)).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
@@ -707,7 +716,7 @@ def build_sd(train_pairs: list[Pair], val_pairs: list[Pair], clip_dir: str | Pat
     vae.save_pretrained(out / "vae")
     text_encoder.save_pretrained(out / "text_encoder")
     tokenizer.save_pretrained(out / "tokenizer")
-    ddim_scheduler().save_pretrained(out / "scheduler")
+    ddim_scheduler(s.prediction_type).save_pretrained(out / "scheduler")
 
     latents = data.latents[: len(train_pairs)]
     vae_stats.update({

@@ -5,6 +5,7 @@ Frozen: VAE, text encoder, UNet. Trainable: the gated audio cross-attention laye
 (lr 1e-5, frozen in the ``projector_frozen_stage2`` ablation). DDPM epsilon-prediction MSE with the empty prompt;
 the CLAP embedding is replaced by zeros with probability 0.1 (the null audio of classifier-free guidance); frames
 get a random crop and a random horizontal flip; AdamW, weight decay 1e-2, constant learning rate.
+A v-prediction base model (SD-2.x style; its scheduler config says so) is tuned on the v target instead.
 """
 
 from __future__ import annotations
@@ -65,6 +66,17 @@ class Stage2Model(nn.Module):
         clap = clap * keep[:, None].to(clap.dtype)  # (B, d_a)
         tokens = self.projector(clap)  # (B, K, C)
         return self.unet(noisy, t, text, cross_attention_kwargs={"audio_tokens": tokens}).sample
+
+
+def diffusion_target(noise_schedule, latents: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """What the UNet is trained to predict: the noise (SD-1.x, epsilon prediction) or, for a v-prediction model
+    (SD-2.x style, as its scheduler config says), ``v = sqrt(a_t) eps - sqrt(1 - a_t) x0``."""
+    kind = noise_schedule.config.prediction_type
+    if kind == "epsilon":
+        return noise
+    if kind == "v_prediction":
+        return noise_schedule.get_velocity(latents, noise, t)
+    raise ValueError(f"stage 2 supports epsilon and v_prediction UNets, not {kind!r}")
 
 
 def prepare_unet(unet: nn.Module, placement, projector: AudioProjector, train_projector: bool
@@ -135,8 +147,8 @@ def train_stage2(sd, clips: ClipSet, projector: AudioProjector, placement, setti
         t = torch.randint(steps_total, (b,), generator=gen).to(device)
         noisy = noise_schedule.add_noise(latents, noise, t)
         keep = (torch.rand(b, generator=gen) >= s.null_audio_prob).to(device)
-        eps = model(noisy, t, text.expand(b, -1, -1), clips.clap[idx].to(device), keep)
-        return F.mse_loss(eps.float(), noise.float()), {}
+        pred = model(noisy, t, text.expand(b, -1, -1), clips.clap[idx].to(device), keep)
+        return F.mse_loss(pred.float(), diffusion_target(noise_schedule, latents, noise, t).float()), {}
 
     model = Stage2Model(unet, projector)
     summary = loop.run(out, model, optimizer, scheduler, step, loop_settings, accelerator=acc, desc="stage 2")

@@ -13,7 +13,7 @@ from sonic import cli, registry
 from sonic.config import ConfigError, from_dict
 from sonic.models.io import load_projector, load_weights, read_config
 from sonic.training import run
-from sonic.training.stage2 import Stage2Model, prepare_unet
+from sonic.training.stage2 import Stage2Model, diffusion_target, prepare_unet
 from tests.tiny import AUDIO_DIM, tiny_config_dict, write_clip_folder, write_sd_folder
 
 LABELS = ["red", "green", "blue"]
@@ -211,3 +211,16 @@ def test_stage2_kill_and_resume_matches_an_uninterrupted_run(stage1_out, world, 
         projector, adapters = load_weights(tmp_path / name / "weights", sd.unet)
         states.append({**projector.state_dict(), **adapters.state_dict()})
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+
+
+def test_diffusion_target_follows_the_scheduler():
+    from diffusers import DDPMScheduler
+
+    latents, noise, t = torch.randn(3, 4, 2, 2), torch.randn(3, 4, 2, 2), torch.tensor([0, 400, 999])
+    eps = DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012)
+    assert torch.equal(diffusion_target(eps, latents, noise, t), noise)
+    v = DDPMScheduler.from_config(eps.config, prediction_type="v_prediction")
+    a = eps.alphas_cumprod[t][:, None, None, None]
+    torch.testing.assert_close(diffusion_target(v, latents, noise, t), a.sqrt() * noise - (1 - a).sqrt() * latents)
+    with pytest.raises(ValueError, match="sample"):
+        diffusion_target(DDPMScheduler.from_config(eps.config, prediction_type="sample"), latents, noise, t)
