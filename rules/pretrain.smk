@@ -110,7 +110,7 @@ if PRETRAIN:
             results("benchmarks", "pretrain", "sd.tsv")
         conda:
             "../envs/sonic.yaml"
-        threads: 1
+        threads: 2
         resources:
             mem_mb=8000,
             runtime=60,

@@ -78,7 +78,7 @@ def test_folder_loads_through_the_registry_and_generates(built):
     sched = parts.scheduler.config
     assert (sched.beta_schedule, sched.beta_start, sched.beta_end) == ("scaled_linear", 0.00085, 0.012)
     assert (sched.clip_sample, sched.set_alpha_to_one, sched.steps_offset) == (False, False, 1)
-    assert sched.num_train_timesteps == 1000 and sched.prediction_type == "epsilon"
+    assert sched.num_train_timesteps == 1000 and sched.prediction_type == "v_prediction"
 
     adapters = install_adapters(parts.unet)
     torch.manual_seed(0)

@@ -1,0 +1,32 @@
+"""The paper's metrics (SPEC §4, supp §2.1): AIS, IIS, AIC and FID.
+
+``scores`` holds the model-free definitions on embeddings and predictions, ``models`` embeds images and audio
+with the evaluation CLIPs and Wav2CLIP and scores them, ``fid`` wraps torchmetrics' FID with a pluggable
+feature network.
+"""
+
+from sonic.metrics.fid import ClipImageFeatures, fid
+from sonic.metrics.models import aic, ais, iis, wav2clip_features
+from sonic.metrics.scores import (
+    aic_from_predictions,
+    ais_from_embeddings,
+    ais_per_image,
+    iis_from_embeddings,
+    iis_per_image,
+    win_rates,
+)
+
+__all__ = [
+    "ClipImageFeatures",
+    "aic",
+    "aic_from_predictions",
+    "ais",
+    "ais_from_embeddings",
+    "ais_per_image",
+    "fid",
+    "iis",
+    "iis_from_embeddings",
+    "iis_per_image",
+    "wav2clip_features",
+    "win_rates",
+]

@@ -1,0 +1,76 @@
+"""FID between generated images and real frames through torchmetrics, with any feature network (SPEC §4).
+
+torchmetrics' ``FrechetInceptionDistance`` takes an ``nn.Module`` as ``feature``. Its contract (torchmetrics
+1.9, ``torchmetrics/image/fid.py``), which :func:`fid` relies on:
+
+* images reach the module untouched: ``normalize=True`` only rescales images for the built-in Inception, so a
+  custom module gets the float images in [0, 1] exactly as passed to ``update``;
+* the module returns (N, D) features (a 1-D output counts as one sample), accumulated in float64; the
+  result comes back in the features' dtype;
+* D is read from an integer ``num_features`` attribute; without it the metric probes the module with a random
+  (1, 3, 299, 299) image at construction, so the modules here carry ``num_features``;
+* the module becomes the metric's child ``inception``: moving or casting the metric (``.to``, ``set_dtype``)
+  moves or casts the feature network too, so :func:`fid` leaves the metric on the CPU and
+  :class:`ClipImageFeatures` brings its outputs back to the images' device itself.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torchmetrics.image.fid import FrechetInceptionDistance
+
+
+class ClipImageFeatures(nn.Module):
+    """A CLIP image tower as FID feature network: (N, 3, H, W) images in [0, 1] -> (N, projection_dim) CLIP image
+    embeddings, on the images' device (SPEC §4: the demo's FID uses its own CLIP image tower).
+
+    Images go through the CLIP's own image processor (8-bit PIL round, resize, crop, normalise) as in
+    :func:`sonic.evaluation.clip_scores.image_features`. The projected embedding is returned unnormalised
+    unless ``normalize`` is set."""
+
+    def __init__(self, clip, normalize: bool = False):
+        super().__init__()
+        self.model = clip.model  # registered, so the metric sees the tower as part of itself
+        self.image_processor = clip.image_processor
+        self.normalize = normalize
+        self.num_features = int(clip.model.config.projection_dim)
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        from sonic.evaluation.clip_scores import _pooled
+        from sonic.models.pipeline import to_pil
+
+        if images.dim() != 4 or images.shape[1] != 3:
+            raise ValueError(f"ClipImageFeatures expects (N, 3, H, W) images, got {tuple(images.shape)}")
+        device = next(self.model.parameters()).device
+        pixels = self.image_processor(images=to_pil(images), return_tensors="pt")["pixel_values"].to(device)
+        features = _pooled(self.model.get_image_features(pixel_values=pixels)).float()  # (N, projection_dim)
+        if self.normalize:
+            features = nn.functional.normalize(features, dim=-1)
+        return features.to(images.device)
+
+
+def _check_images(name: str, images: torch.Tensor) -> None:
+    if images.dim() != 4 or images.shape[1] != 3 or not images.dtype.is_floating_point:
+        raise ValueError(f"{name} must be float (N, 3, H, W) images, got {images.dtype} {tuple(images.shape)}")
+    if images.shape[0] < 2:
+        raise ValueError(f"FID needs at least 2 {name} images, got {images.shape[0]}")
+    if images.numel() and (images.min() < 0 or images.max() > 1):
+        raise ValueError(f"{name} images must lie in [0, 1], got [{images.min():.3g}, {images.max():.3g}]")
+
+
+def fid(generated: torch.Tensor, real: torch.Tensor, feature: nn.Module, batch_size: int = 64) -> float:
+    """Fréchet distance (SPEC §4) between the ``feature`` statistics of generated (N, 3, H, W) and real
+    (M, 3, H, W) images in [0, 1].
+
+    ``feature`` maps a float image batch in [0, 1] to (B, D) features on the batch's device (CPU here); give it
+    an integer ``num_features`` attribute to spare the metric a 299x299 probe. Mean and covariance are
+    estimated from all images, so N and M should exceed D for full-rank covariances."""
+    _check_images("generated", generated)
+    _check_images("real", real)
+    metric = FrechetInceptionDistance(feature=feature, normalize=True, reset_real_features=True)
+    for images, is_real in ((real, True), (generated, False)):
+        for chunk in images.detach().cpu().split(batch_size):
+            metric.update(chunk, real=is_real)
+    return float(metric.compute())
