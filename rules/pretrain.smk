@@ -38,7 +38,7 @@ if PRETRAIN:
             results("benchmarks", "pretrain", "clap.tsv")
         conda:
             "../envs/sonic.yaml"
-        threads: 2
+        threads: 1
         resources:
             mem_mb=8000,
             runtime=60,

@@ -46,6 +46,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from sonic.models.pipeline import encode_prompts
 from sonic.pretrain.captions import class_phrase
@@ -316,7 +317,7 @@ def train_vae(images: torch.Tensor, settings: SdSettings) -> tuple[torch.nn.Modu
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(s.vae_steps, s.warmup_steps))
     n, size, crop = images.shape[0], images.shape[-1], s.vae_crop
     losses = []
-    for _ in range(s.vae_steps):
+    for _ in tqdm(range(s.vae_steps), desc="vae", unit="step", mininterval=5):
         idx = torch.randint(0, n, (s.vae_batch_size,), generator=gen)
         ys, xs = torch.randint(0, size - crop + 1, (2, s.vae_batch_size), generator=gen).tolist()
         flip = (torch.rand(s.vae_batch_size, generator=gen) < 0.5).tolist()
@@ -436,7 +437,7 @@ def train_unet(unet, data: LatentSet, settings: SdSettings) -> tuple[torch.nn.Mo
     batch = s.unet_batch_size
     p_empty, p_phrase, p_label = s.empty_prob, s.phrase_prob, s.label_prob
     losses = []
-    for _ in range(s.unet_steps):
+    for _ in tqdm(range(s.unet_steps), desc="unet", unit="step", mininterval=5):
         clips = torch.multinomial(data.weights, batch, replacement=True, generator=gen)
         pick = torch.randint(0, 1 << 30, (batch,), generator=gen)
         v = torch.stack([variants_of[c][k % len(variants_of[c])] for c, k in zip(clips.tolist(), pick.tolist())])
