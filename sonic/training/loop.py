@@ -15,6 +15,7 @@ An Accelerate loop (device placement, mixed precision, multi-GPU when launched w
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import logging
 import math
@@ -53,6 +54,23 @@ class LoopSettings:
             raise ValueError(f"mixed_precision must be no, fp16 or bf16, got {self.mixed_precision!r}")
 
 
+def fingerprint(inputs: list[str | Path], **settings) -> str:
+    """A digest of a run's settings and of its input files (path, size, modification time; folders walked), stored
+    in every checkpoint: a checkpoint is resumed only by the run it belongs to, never after the data, a base
+    model or a setting changed."""
+    h = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
+    for item in inputs:
+        root = Path(item)
+        if not root.exists():  # e.g. a hub id: its name is all there is
+            h.update(f"{item};".encode())
+            continue
+        files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+        for f in files:
+            st = f.stat()
+            h.update(f"{f}:{st.st_size}:{st.st_mtime_ns};".encode())
+    return h.hexdigest()[:16]
+
+
 def step_generator(seed: int, step: int, process: int = 0) -> torch.Generator:
     """The CPU generator that draws everything random in one step of one process."""
     return torch.Generator().manual_seed((seed * 1_000_003 + step) * 1_009 + process)
@@ -76,7 +94,8 @@ def checkpoints(out_dir: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def _save_checkpoint(out_dir: Path, step: int, model, optimizer, scheduler, limit: int | None) -> Path:
+def _save_checkpoint(out_dir: Path, step: int, model, optimizer, scheduler, limit: int | None,
+                     run_id: str = "") -> Path:
     path = out_dir / f"{CHECKPOINT_PREFIX}{step}"
     if path.exists():
         shutil.rmtree(path)
@@ -84,7 +103,7 @@ def _save_checkpoint(out_dir: Path, step: int, model, optimizer, scheduler, limi
     tensors = {k: v.detach().float().cpu().contiguous() for k, v in trainable_parameters(model).items()}
     save_file(tensors, str(path / "trainable.safetensors"))
     torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, path / "optimizer.pt")
-    (path / STATE_FILE).write_text(json.dumps({"step": step}) + "\n")
+    (path / STATE_FILE).write_text(json.dumps({"step": step, "fingerprint": run_id}) + "\n")
     if limit is not None:
         for _, old in checkpoints(out_dir)[:-limit]:
             shutil.rmtree(old)
@@ -149,9 +168,11 @@ def run(
     settings: LoopSettings,
     accelerator=None,
     desc: str = "train",
+    run_id: str = "",
 ) -> dict:
     """Train ``model`` (only its parameters with ``requires_grad``) for ``settings.steps`` steps, resuming from the
-    latest checkpoint in ``out_dir``. Returns a summary (steps run, resumed step, seconds, last losses)."""
+    latest checkpoint in ``out_dir`` whose ``run_id`` (see :func:`fingerprint`) matches; checkpoints of another
+    run are removed. Returns a summary (steps run, resumed step, seconds, last losses)."""
     from accelerate import Accelerator
 
     out = Path(out_dir)
@@ -163,6 +184,14 @@ def run(
 
     start_step = 0
     found = checkpoints(out)
+    stale = [p for _, p in found if json.loads((p / STATE_FILE).read_text()).get("fingerprint", "") != run_id]
+    if stale:
+        log.warning("%s: %d checkpoint(s) in %s belong to another run (settings or inputs changed); starting over",
+                    desc, len(stale), out)
+        for p in stale:
+            shutil.rmtree(p)
+        (out / "losses.csv").unlink(missing_ok=True)
+        found = checkpoints(out)
     if found:
         start_step = _load_checkpoint(found[-1][1], raw_model, optimizer, scheduler)
         log.info("%s: resuming from %s (step %d of %d)", desc, found[-1][1], start_step, s.steps)
@@ -192,7 +221,7 @@ def run(
         if acc.is_main_process and (step % s.checkpoint_every == 0 or step == s.steps):
             fields = fields or list(row)
             _write_rows(csv_path, rows, fields)
-            _save_checkpoint(out, step, raw_model, optimizer, scheduler, s.checkpoints_total_limit)
+            _save_checkpoint(out, step, raw_model, optimizer, scheduler, s.checkpoints_total_limit, run_id)
     bar.close()
     acc.wait_for_everyone()
     if acc.is_main_process and rows:

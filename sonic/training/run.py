@@ -16,7 +16,7 @@ from sonic.data.tables import read_csv
 from sonic.models.io import load_projector
 from sonic.models.projector import AudioProjector, ProjectorConfig
 from sonic.training.data import load_clip_set
-from sonic.training.loop import LoopSettings
+from sonic.training.loop import LoopSettings, fingerprint
 from sonic.training.stage1 import Stage1Settings, caption_tokens, train_stage1
 from sonic.training.stage2 import Stage2Settings, train_stage2
 
@@ -72,7 +72,10 @@ def stage1(cfg: Config, variant: str, manifest: str, clap: str, clap_index: str,
     text_encoder, tokenizer = registry.load_text_encoder(cfg)
     proj_cfg = _projector_config(cfg, p, text_encoder.config.hidden_size)
     targets = caption_tokens(text_encoder, tokenizer, clips.captions, proj_cfg.num_tokens)
-    return train_stage1(clips, targets, proj_cfg, p["stage1"], _loop(cfg, p, p["stage1"].steps), out)
+    loop_settings = _loop(cfg, p, p["stage1"].steps)
+    run_id = fingerprint([manifest, clap, clap_index, captions, Path(cfg.models.sd) / "text_encoder"],
+                         stage1=p["stage1"], projector=proj_cfg, loop=loop_settings)
+    return train_stage1(clips, targets, proj_cfg, p["stage1"], loop_settings, out, run_id)
 
 
 def stage2(cfg: Config, variant: str, manifest: str, clap: str, clap_index: str, projector: str | None,
@@ -95,8 +98,13 @@ def stage2(cfg: Config, variant: str, manifest: str, clap: str, clap_index: str,
         model = load_projector(projector)
         if model.config != proj_cfg:
             raise ConfigError(f"{projector}: projector {model.config} does not match variant {variant!r} ({proj_cfg})")
-    summary = train_stage2(sd, clips, model, p["placement"], p["stage2"], _loop(cfg, p, p["stage2"].steps), out,
-                           cfg.generation.resolution, variant=variant, dataset=Path(manifest).parent.name)
+    loop_settings = _loop(cfg, p, p["stage2"].steps)
+    run_id = fingerprint([manifest, clap, clap_index, cfg.models.sd] + ([projector] if projector else []),
+                         stage2=p["stage2"], projector=proj_cfg, placement=p["placement"], loop=loop_settings,
+                         resolution=cfg.generation.resolution)
+    summary = train_stage2(sd, clips, model, p["placement"], p["stage2"], loop_settings, out,
+                           cfg.generation.resolution, run_id=run_id, variant=variant,
+                           dataset=Path(manifest).parent.name)
     check = (cfg.raw.get("training") or {}).get("quality_check")
     if check:
         summary["quality"] = quality_check(cfg, manifest, clap, clap_index, Path(out), **check)

@@ -79,7 +79,8 @@ def caption_tokens(text_encoder, tokenizer, captions: list[str], num_tokens: int
 
 
 def train_stage1(clips: ClipSet, text_tokens: torch.Tensor, projector_config: ProjectorConfig,
-                 settings: Stage1Settings, loop_settings: loop.LoopSettings, out_dir: str | Path) -> dict:
+                 settings: Stage1Settings, loop_settings: loop.LoopSettings, out_dir: str | Path,
+                 run_id: str = "") -> dict:
     """Train a projector from scratch (seeded) and write ``<out_dir>/projector`` (config + safetensors),
     ``losses.csv``, ``loss.png`` and ``summary.json``."""
     s = settings
@@ -106,7 +107,7 @@ def train_stage1(clips: ClipSet, text_tokens: torch.Tensor, projector_config: Pr
                            temperature=s.temperature, alpha_contrastive=s.alpha_contrastive, alpha_mse=s.alpha_mse,
                            token_t=s.token_t, mse_reduction=s.mse_reduction)
 
-    summary = loop.run(out, projector, optimizer, scheduler, step, loop_settings, desc="stage 1")
+    summary = loop.run(out, projector, optimizer, scheduler, step, loop_settings, desc="stage 1", run_id=run_id)
     save_projector(out / "projector", projector, stage="stage1", steps=s.steps)
     summary.update({"stage": 1, "clips": len(clips), "classes": len(sampler.members),
                     "negatives_used": sampler.num_negatives, "settings": asdict(s)})

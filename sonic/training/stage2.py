@@ -99,7 +99,8 @@ def prepare_unet(unet: nn.Module, placement, projector: AudioProjector, train_pr
 
 
 def train_stage2(sd, clips: ClipSet, projector: AudioProjector, placement, settings: Stage2Settings,
-                 loop_settings: loop.LoopSettings, out_dir: str | Path, resolution: int, **metadata) -> dict:
+                 loop_settings: loop.LoopSettings, out_dir: str | Path, resolution: int, run_id: str = "",
+                 **metadata) -> dict:
     """Tune ``sd`` (a :class:`sonic.registry.StableDiffusion`) with audio; writes ``<out_dir>/weights`` (the strict
     SonicDiffusion format), ``losses.csv``, ``loss.png``, ``summary.json``."""
     from accelerate import Accelerator
@@ -151,7 +152,8 @@ def train_stage2(sd, clips: ClipSet, projector: AudioProjector, placement, setti
         return F.mse_loss(pred.float(), diffusion_target(noise_schedule, latents, noise, t).float()), {}
 
     model = Stage2Model(unet, projector)
-    summary = loop.run(out, model, optimizer, scheduler, step, loop_settings, accelerator=acc, desc="stage 2")
+    summary = loop.run(out, model, optimizer, scheduler, step, loop_settings, accelerator=acc, desc="stage 2",
+                       run_id=run_id)
     save_weights(out / "weights", projector, adapters, stage="stage2", steps=s.steps, **metadata)
     summary.update({
         "stage": 2, "clips": len(clips), "resolution": side, "layers": adapters.names,

@@ -196,3 +196,15 @@ def test_settings_are_checked():
         sd.SdSettings(latent_variants=1)
     with pytest.raises(ValueError, match="vae_crop"):
         sd.SdSettings(vae_crop=30)
+
+
+def test_saved_vae_has_a_narrow_posterior(built):
+    """Samples of the posterior (what stage 2 encodes) are close to its means, as with SD-1.4's VAE."""
+    from diffusers import AutoencoderKL
+
+    root, _, _ = built
+    vae = AutoencoderKL.from_pretrained(root / "run0", subfolder="vae").eval()
+    images = sd.load_frames(square_pairs(root / "check", 1), 32)
+    mean, std = sd.encode_posteriors(vae, images)
+    torch.testing.assert_close(std, torch.full_like(std, TINY.posterior_std), rtol=1e-4, atol=1e-6)
+    assert float(std.mean()) < 0.2 * float(mean.std())

@@ -97,3 +97,25 @@ def test_settings_are_checked():
         loop.LoopSettings(steps=0)
     with pytest.raises(ValueError):
         loop.LoopSettings(steps=1, mixed_precision="fp8")
+
+
+def test_checkpoints_of_another_run_are_not_resumed(tmp_path):
+    model, opt, sched = make()
+    loop.run(tmp_path, model, opt, sched, step_fn(), SETTINGS, run_id="old")
+    model2, opt2, sched2 = make()
+    summary = loop.run(tmp_path, model2, opt2, sched2, step_fn(), SETTINGS, run_id="new")
+    assert summary["resumed_from"] == 0  # started over
+    for (k, a), b in zip(model.state_dict().items(), model2.state_dict().values(), strict=True):
+        assert torch.equal(a, b), k  # ... and, being seeded by (seed, step), ended where the old run did
+    assert [s for s, _ in loop.checkpoints(tmp_path)] == [6, 7]
+
+
+def test_fingerprint_follows_inputs_and_settings(tmp_path):
+    data = tmp_path / "d"
+    data.mkdir()
+    (data / "a.txt").write_text("1")
+    first = loop.fingerprint([data, "hub:org/model"], lr=1e-4)
+    assert loop.fingerprint([data, "hub:org/model"], lr=1e-4) == first
+    assert loop.fingerprint([data, "hub:org/model"], lr=2e-4) != first
+    (data / "a.txt").write_text("22")
+    assert loop.fingerprint([data, "hub:org/model"], lr=1e-4) != first
