@@ -143,3 +143,29 @@ def write_clip_folder(folder: Path) -> Path:
     CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)).save_pretrained(folder)
     CLIPImageProcessor(size={"shortest_edge": 16}, crop_size={"height": 16, "width": 16}).save_pretrained(folder)
     return folder
+
+
+COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
+
+
+def square_pairs(root: Path, per_label: int = 3, split: str = "train", seed: int = 0) -> list:
+    """Coloured squares on grey, one label per colour, written as 32x32 PNGs (training pairs of the miniature
+    model tests)."""
+    import numpy as np
+    from PIL import Image
+
+    from sonic.pretrain.data import Pair
+
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    pairs = []
+    for label, colour in COLOURS.items():
+        for k in range(per_label):
+            img = np.full((32, 32, 3), 90, np.uint8)
+            x, y = rng.integers(0, 16, 2)
+            img[y:y + 16, x:x + 16] = colour
+            path = root / f"{split}_{label}_{k}.png"
+            Image.fromarray(img).save(path)
+            pairs.append(Pair(f"{split}_{label}_{k}", "toy", label, str(path), "", split,
+                              f"a photo of a {label} square"))
+    return pairs

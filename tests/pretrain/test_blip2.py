@@ -4,7 +4,6 @@ image-only captioning path of the real checkpoint, determinism and the quality f
 import json
 from dataclasses import replace
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -16,10 +15,8 @@ from sonic.config import from_dict
 from sonic.pretrain.blip2 import (
     Blip2Settings, build_processor, build_tokenizer, caption_frames, encode_captions, named_class, train_blip2,
 )
-from sonic.pretrain.data import Pair
-from tests.tiny import tiny_config_dict
+from tests.tiny import square_pairs, tiny_config_dict
 
-COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
 TINY = Blip2Settings(
     steps=3, batch_size=6, warmup_steps=1, image_size=16, patch_size=8, vision_hidden=32, vision_layers=1,
     vision_heads=2, qformer_hidden=32, qformer_layers=1, qformer_heads=2, num_query_tokens=4, text_hidden=32,
@@ -27,23 +24,6 @@ TINY = Blip2Settings(
 )
 TEXTS = ["a bright photo of a drumstick hitting wood", "a dim photo of a landscape with fire crackling",
          "a dark photo of a hiking trail with forest and rain"]
-
-
-def square_pairs(root, per_label=3, split="train", seed=0):
-    """Coloured squares on grey, one label per colour, written as 32x32 PNGs."""
-    rng = np.random.default_rng(seed)
-    root.mkdir(parents=True, exist_ok=True)
-    pairs = []
-    for label, colour in COLOURS.items():
-        for k in range(per_label):
-            img = np.full((32, 32, 3), 90, np.uint8)
-            x, y = rng.integers(0, 16, 2)
-            img[y:y + 16, x:x + 16] = colour
-            path = root / f"{split}_{label}_{k}.png"
-            Image.fromarray(img).save(path)
-            pairs.append(Pair(f"{split}_{label}_{k}", "toy", label, str(path), "", split,
-                              f"a photo of a {label} square"))
-    return pairs
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -3,7 +3,6 @@
 import json
 from dataclasses import replace
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -14,31 +13,12 @@ from transformers import CLIPImageProcessor, CLIPModel, CLIPTextModel, CLIPToken
 from sonic import registry
 from sonic.config import from_dict
 from sonic.pretrain.clip import ClipSettings, _multi_positive_loss, build_tokenizer, train_clip
-from sonic.pretrain.data import Pair
-from tests.tiny import tiny_config_dict
+from tests.tiny import square_pairs, tiny_config_dict
 
-COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
 TINY = ClipSettings(
     steps=3, batch_size=6, warmup_steps=1, image_size=16, patch_size=8, vision_hidden=32, vision_layers=1,
     vision_heads=2, text_hidden=128, text_layers=1, text_heads=2, mlp_ratio=2, projection_dim=16, vocab_size=600,
 )
-
-
-def square_pairs(root, per_label=3, split="train", seed=0):
-    """Coloured squares on grey, one label per colour, written as 32x32 PNGs."""
-    rng = np.random.default_rng(seed)
-    root.mkdir(parents=True, exist_ok=True)
-    pairs = []
-    for label, colour in COLOURS.items():
-        for k in range(per_label):
-            img = np.full((32, 32, 3), 90, np.uint8)
-            x, y = rng.integers(0, 16, 2)
-            img[y:y + 16, x:x + 16] = colour
-            path = root / f"{split}_{label}_{k}.png"
-            Image.fromarray(img).save(path)
-            pairs.append(Pair(f"{split}_{label}_{k}", "toy", label, str(path), "", split,
-                              f"a photo of a {label} square"))
-    return pairs
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -7,7 +7,6 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from safetensors.torch import load_file
 from transformers import CLIPTextModel, CLIPTokenizer
 
@@ -16,11 +15,9 @@ from sonic.models.adapters import install_adapters
 from sonic.models.pipeline import SonicPipeline
 from sonic.models.projector import AudioProjector, ProjectorConfig
 from sonic.pretrain import sd
-from sonic.pretrain.data import Pair
 from sonic.registry import load_stable_diffusion
-from tests.tiny import AUDIO_DIM, CROSS_DIM, tiny_config_dict, write_clip_folder
+from tests.tiny import AUDIO_DIM, CROSS_DIM, square_pairs, tiny_config_dict, write_clip_folder
 
-COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
 TINY = sd.SdSettings(
     image_size=32, vae_channels=(8, 8, 8), vae_groups=1, vae_steps=3, vae_batch_size=4, vae_crop=16,
     unet_steps=3, unet_batch_size=4, warmup_steps=1, latent_variants=3, eval_seeds=1, eval_steps=2,
@@ -40,23 +37,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def square_pairs(root, per_label=3, split="train", seed=0):
-    """Coloured squares on grey, one label per colour, written as 32x32 PNGs."""
-    rng = np.random.default_rng(seed)
-    root.mkdir(parents=True, exist_ok=True)
-    pairs = []
-    for label, colour in COLOURS.items():
-        for k in range(per_label):
-            img = np.full((32, 32, 3), 90, np.uint8)
-            x, y = rng.integers(0, 16, 2)
-            img[y:y + 16, x:x + 16] = colour
-            path = root / f"{split}_{label}_{k}.png"
-            Image.fromarray(img).save(path)
-            pairs.append(Pair(f"{split}_{label}_{k}", "toy", label, str(path), "", split,
-                              f"a photo of a {label} square"))
-    return pairs
 
 
 @pytest.fixture(scope="module")
