@@ -56,7 +56,8 @@ def test_config_errors_exit_2_with_the_key(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("target", ["all"])
-def test_workflow_dry_run(target):
-    out = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "-n", "--quiet", "rules", target],
+def test_workflow_dry_run(target, tmp_path):
+    out = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "-n", "--quiet", "rules", target,
+                          "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path), "--configfile", str(ROOT / "config.yaml")],
                          cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
