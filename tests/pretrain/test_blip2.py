@@ -26,15 +26,6 @@ TEXTS = ["a bright photo of a drumstick hitting wood", "a dim photo of a landsca
          "a dark photo of a hiking trail with forest and rain"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Models this small run faster on one thread (a second one mostly waits, and spins when the cores are busy)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def trained(one_thread, tmp_path_factory):
     root = tmp_path_factory.mktemp("blip2")

@@ -21,16 +21,6 @@ TINY = ClipSettings(
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from a second thread, and two OpenMP threads on a busy 2-core machine spin-wait
-    each other into 10-30x slower steps."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def trained(one_thread, tmp_path_factory):
     root = tmp_path_factory.mktemp("clip")

@@ -31,14 +31,6 @@ ARCH = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def built(one_thread, tmp_path_factory):
     root = tmp_path_factory.mktemp("sd")
