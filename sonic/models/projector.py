@@ -82,13 +82,24 @@ class AudioProjector(nn.Module):
         )
         self.norm_out = nn.LayerNorm(cfg.token_dim)
         self.proj_out = nn.Linear(cfg.token_dim, cfg.token_dim)
+        # Input standardisation (saved with the weights, not trained): CLAP embeddings are unit vectors that differ
+        # little from clip to clip (per-dimension std ~0.04 on the demo data), which a freshly initialised mapper
+        # barely sees; stage 1 sets these to the training set's per-dimension mean and std.
+        self.register_buffer("input_mean", torch.zeros(cfg.audio_dim))
+        self.register_buffer("input_std", torch.ones(cfg.audio_dim))
+
+    @torch.no_grad()
+    def set_input_stats(self, audio_embeds: torch.Tensor, eps: float = 1e-6) -> None:
+        """Standardise inputs with the per-dimension mean and std of ``audio_embeds`` (N, d_a)."""
+        self.input_mean.copy_(audio_embeds.float().mean(0))
+        self.input_std.copy_(audio_embeds.float().std(0).clamp_min(eps))
 
     def forward(self, audio_embeds: torch.Tensor) -> torch.Tensor:
         if audio_embeds.ndim != 2 or audio_embeds.shape[1] != self.config.audio_dim:
             raise ValueError(
                 f"AudioProjector expects (batch, {self.config.audio_dim}) embeddings, got {tuple(audio_embeds.shape)}"
             )
-        x = audio_embeds[:, None, :]  # (B, 1, d_a)
+        x = ((audio_embeds - self.input_mean) / self.input_std)[:, None, :]  # (B, 1, d_a)
         x = F.gelu(self.conv(x))  # (B, K, d_a)
         x = F.gelu(self.deconv(x))  # (B, K, 2 d_a)
         x = self.to_tokens(x) + self.positions  # (B, K, C)

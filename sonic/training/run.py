@@ -94,6 +94,7 @@ def stage2(cfg: Config, variant: str, manifest: str, clap: str, clap_index: str,
 
         torch.manual_seed(cfg.seed)
         model = AudioProjector(proj_cfg)
+        model.set_input_stats(clips.clap)
     else:
         model = load_projector(projector)
         if model.config != proj_cfg:

@@ -94,6 +94,7 @@ def train_stage1(clips: ClipSet, text_tokens: torch.Tensor, projector_config: Pr
     sampler = ContrastiveSampler(clips.labels, s.negatives)
     torch.manual_seed(loop_settings.seed)
     projector = AudioProjector(projector_config)
+    projector.set_input_stats(clips.clap)
     optimizer = torch.optim.AdamW(projector.parameters(), lr=s.lr, weight_decay=s.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
     clap, targets = clips.clap, text_tokens
