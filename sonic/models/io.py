@@ -47,14 +47,15 @@ def _write(path: Path, tensors: dict[str, torch.Tensor], config: dict) -> Path:
     return path
 
 
-def read_config(path: str | Path) -> dict:
+def read_config(path: str | Path, fmt: str = FORMAT, what: str = "SonicDiffusion weights") -> dict:
+    """The ``config.json`` of a weights folder, checked for its format and version."""
     path = Path(path)
     cfg_file = path / CONFIG_NAME
     if not cfg_file.is_file():
-        raise FileNotFoundError(f"{path}: not a SonicDiffusion weights folder (no {CONFIG_NAME})")
+        raise FileNotFoundError(f"{path}: not a {what} folder (no {CONFIG_NAME})")
     config = json.loads(cfg_file.read_text())
-    if config.get("format") != FORMAT or config.get("version") != VERSION:
-        raise ValueError(f"{cfg_file}: expected format {FORMAT!r} version {VERSION}, got {config.get('format')!r} "
+    if config.get("format") != fmt or config.get("version") != VERSION:
+        raise ValueError(f"{cfg_file}: expected format {fmt!r} version {VERSION}, got {config.get('format')!r} "
                          f"version {config.get('version')}")
     return config
 
@@ -106,13 +107,7 @@ def save_projector(path: str | Path, projector: AudioProjector, **metadata) -> P
 def load_projector(path: str | Path) -> AudioProjector:
     """The projector written by :func:`save_projector`, loaded strictly."""
     path = Path(path)
-    cfg_file = path / CONFIG_NAME
-    if not cfg_file.is_file():
-        raise FileNotFoundError(f"{path}: not a projector folder (no {CONFIG_NAME})")
-    config = json.loads(cfg_file.read_text())
-    if config.get("format") != PROJECTOR_FORMAT or config.get("version") != VERSION:
-        raise ValueError(f"{cfg_file}: expected format {PROJECTOR_FORMAT!r} version {VERSION}, got "
-                         f"{config.get('format')!r} version {config.get('version')}")
+    config = read_config(path, PROJECTOR_FORMAT, "projector")
     projector = AudioProjector(ProjectorConfig(**config["projector"]))
     try:
         projector.load_state_dict(load_file(str(path / WEIGHTS_NAME)), strict=True)

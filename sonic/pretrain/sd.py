@@ -245,6 +245,16 @@ def init_pooling_vae(vae):
     return vae
 
 
+def _optimizer_step(loss: torch.Tensor, model: torch.nn.Module, opt, sched) -> float:
+    """Backward, gradient clipping at norm 1, one optimizer and schedule step; returns the loss value."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    sched.step()
+    return float(loss.detach())
+
+
 def _count(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
@@ -337,12 +347,7 @@ def train_vae(images: torch.Tensor, settings: SdSettings) -> tuple[torch.nn.Modu
         rec = vae.decode(z).sample
         kl = posterior.kl().mean() / posterior.mean[0].numel()  # per latent element
         loss = (rec - x).abs().mean() + s.vae_l2_weight * (rec - x).pow(2).mean() + s.kl_weight * kl
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        losses.append(float(loss.detach()))
+        losses.append(_optimizer_step(loss, vae, opt, sched))
     vae.eval().requires_grad_(False)
     stats = {
         "parameters": _count(vae),
@@ -469,12 +474,7 @@ def train_unet(unet, data: LatentSet, settings: SdSettings) -> tuple[torch.nn.Mo
             snr = alphas_cumprod[t] / (1 - alphas_cumprod[t])
             w = w * snr / (snr + 1)
         loss = (w * (pred - target).pow(2).flatten(1).mean(1)).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        losses.append(float(loss.detach()))
+        losses.append(_optimizer_step(loss, unet, opt, sched))
     unet.eval().requires_grad_(False)
     stats = {
         "parameters": _count(unet),
