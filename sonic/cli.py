@@ -118,6 +118,62 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_edit(args: argparse.Namespace) -> int:
+    """Audio-guided Plug-and-Play editing of one image (paper §3.5); text-only PnP without --audio."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from sonic import config as config_mod
+    from sonic.audio import load_audio
+    from sonic.editing import InversionCache, PnPConfig, edit
+    from sonic.models.io import load_weights
+    from sonic.models.pipeline import SonicPipeline, interpolate_embeddings, to_pil
+    from sonic.registry import load_audio_encoder, load_stable_diffusion
+
+    if not args.audio and not args.text:
+        raise SystemExit("sonic edit: give --audio, --text or both")
+    cfg = config_mod.load(args.config)
+    device = torch.device(args.device)
+    torch.manual_seed(args.seed)  # DDIM (eta 0) inversion and sampling are deterministic; this fixes the rest
+    sd = load_stable_diffusion(cfg, device=device)
+    projector, adapters = load_weights(args.weights, sd.unet)
+    encoder = None if (args.embedding or not args.audio) else load_audio_encoder(cfg, device=device)
+    pipe = SonicPipeline(sd.unet, sd.vae, sd.text_encoder, sd.tokenizer, sd.scheduler, projector, adapters, encoder)
+
+    def embed(source: str) -> torch.Tensor:
+        if args.embedding:
+            return torch.from_numpy(np.load(source)).float().reshape(1, -1)
+        return pipe.embed_audio([load_audio(source, encoder.sample_rate)], gain_db=args.gain_db)
+
+    embeds = embed(args.audio) if args.audio else None
+    if args.audio and args.audio2:
+        embeds = interpolate_embeddings(embeds, embed(args.audio2), args.alpha)
+    gen = cfg.generation
+    defaults = PnPConfig()
+    config = PnPConfig(f_t=args.f_t, attn_t=args.attn_t,
+                       resnets=tuple(args.resnets) if args.resnets else defaults.resnets)
+    cache = InversionCache(args.cache, identity=str(cfg.models.sd)) if args.cache else None
+    images = edit(
+        pipe,
+        Image.open(args.image),
+        embeds,
+        prompt=args.text,
+        num_inference_steps=args.steps or gen.steps,
+        guidance_scale=gen.guidance_scale if args.guidance is None else args.guidance,
+        beta=_beta_arg(args.beta),
+        cache=cache,
+        config=config,
+        height=args.resolution or gen.resolution,
+        width=args.resolution or gen.resolution,
+    )
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    to_pil(images)[0].save(out)
+    print(out)
+    return 0
+
+
 def cmd_synth(args: argparse.Namespace) -> int:
     from sonic import config as config_mod
     from sonic.data import synth
@@ -218,6 +274,26 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """One step of the evaluation protocol (SPEC §4): references, generation run, scoring, tables."""
+    from sonic import config as config_mod
+    from sonic.evaluation import commands
+
+    if args.step == "table":
+        commands.table(args.kind, args.scores, args.out, args.markdown, args.paper, args.title or "")
+        return 0
+    cfg = config_mod.load(args.config)
+    if args.step == "references":
+        commands.references(cfg, args.manifest, args.out, args.index)
+    elif args.step == "generate":
+        commands.generate(cfg, args.method, args.weights, args.manifest, args.clap, args.clap_index, args.out)
+    else:
+        result = commands.score(cfg, args.method, args.dataset, args.manifest, args.references,
+                                args.references_index, args.images, args.out, args.per_image)
+        print(json.dumps({k: v for k, v in result.items() if k != "missing_images"}, indent=2))
+    return 0
+
+
 # ---- parser -----------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sonic", description=__doc__.split("\n")[0])
@@ -251,6 +327,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", required=True, help="output folder for PNGs")
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("edit", help="edit an image with an audio clip (Plug-and-Play; text-only without --audio)")
+    p.add_argument("--config", required=True)
+    p.add_argument("--weights", required=True, help="SonicDiffusion weights folder")
+    p.add_argument("--image", required=True, help="source image")
+    p.add_argument("--audio", help="audio file (or .npy CLAP embedding with --embedding); omit for text-only PnP")
+    p.add_argument("--audio2", help="second audio to interpolate with (paper Fig. 10a)")
+    p.add_argument("--alpha", type=float, default=0.5, help="interpolation weight of --audio2")
+    p.add_argument("--embedding", action="store_true", help="--audio/--audio2 are .npy CLAP embeddings")
+    p.add_argument("--text", help="optional text prompt (the class label for the text-only PnP baseline)")
+    p.add_argument("--gain-db", type=float, default=0.0, help="waveform gain before encoding (Fig. 10b)")
+    p.add_argument("--beta", nargs="+", help="adapter strength: one value, or LAYER=VALUE pairs (e.g. up3=0.5)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, help="DDIM steps of inversion and editing (default: generation.steps)")
+    p.add_argument("--guidance", type=float, help="guidance scale (default: generation.guidance_scale)")
+    p.add_argument("--f-t", type=float, default=0.8, help="fraction of steps with residual-feature injection")
+    p.add_argument("--attn-t", type=float, default=0.5, help="fraction of steps with self-attention q/k injection")
+    p.add_argument("--resnets", type=int, nargs="+", help="decoder residual blocks to inject (default 4; supp.: 4 5 6)")
+    p.add_argument("--resolution", type=int, help="image size in pixels (default: generation.resolution)")
+    p.add_argument("--cache", help="inversion cache folder (one inversion per image, reused for every audio)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", required=True, help="output PNG")
+    p.set_defaults(func=cmd_edit)
 
     p = sub.add_parser("synth", help="write a synthetic dataset in its native on-disk format (demo profile)")
     p.add_argument("--config", required=True)
@@ -309,6 +408,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--index", help="clap: CSV row -> clip_id")
     p.add_argument("--batch-size", type=int, default=16)
     p.set_defaults(func=cmd_features)
+
+    p = sub.add_parser("evaluate", help="evaluation: references, generation runs, scores, tables (SPEC §4)")
+    steps = p.add_subparsers(dest="step", required=True, metavar="<step>")
+    q = steps.add_parser("references", help="cache Wav2CLIP / CLIP / FID embeddings of a dataset's val clips")
+    q.add_argument("--manifest", required=True)
+    q.add_argument("--out", required=True, help="safetensors (audio, frames, fid)")
+    q.add_argument("--index", required=True, help="CSV row -> clip_id, label")
+    q = steps.add_parser("generate", help="generate the evaluation subset (eval clips x evaluation.seeds)")
+    q.add_argument("--method", required=True, help="SonicDiffusion[-<variant>], AudioToken or GlueGen")
+    q.add_argument("--weights", required=True, help="the method's trained weights folder")
+    q.add_argument("--manifest", required=True)
+    q.add_argument("--clap", required=True)
+    q.add_argument("--clap-index", required=True)
+    q.add_argument("--out", required=True, help="folder: <clip_id>_<seed>.png + manifest.csv")
+    q = steps.add_parser("score", help="AIS, AIC, IIS, FID of a folder of generated images")
+    q.add_argument("--method", required=True)
+    q.add_argument("--dataset", required=True)
+    q.add_argument("--manifest", required=True)
+    q.add_argument("--references", required=True)
+    q.add_argument("--references-index", required=True)
+    q.add_argument("--images", required=True, help="folder with <clip_id>_<seed>.png")
+    q.add_argument("--out", required=True, help="JSON of the scores")
+    q.add_argument("--per-image", help="CSV of per-image scores and predicted labels")
+    for q in steps.choices.values():
+        q.add_argument("--config", required=True)
+    q = steps.add_parser("table", help="a paper table (CSV + Markdown) from score JSONs")
+    q.add_argument("kind", choices=["table1", "table2", "table3", "table4", "tableS1"])
+    q.add_argument("--scores", nargs="+", required=True)
+    q.add_argument("--out", required=True, help="CSV")
+    q.add_argument("--markdown", required=True, help="Markdown")
+    q.add_argument("--paper", help="folder of the paper's tables: show its numbers beside ours")
+    q.add_argument("--title")
+    p.set_defaults(func=cmd_evaluate)
 
     for name, p in sub.choices.items():
         if name == "data":

@@ -74,3 +74,58 @@ def fid(generated: torch.Tensor, real: torch.Tensor, feature: nn.Module, batch_s
         for chunk in images.detach().cpu().split(batch_size):
             metric.update(chunk, real=is_real)
     return float(metric.compute())
+
+
+class PrecomputedFeatures(nn.Module):
+    """The identity as a feature network: lets torchmetrics compute FID from features extracted (and cached)
+    beforehand. ``update`` then takes (N, D) features where it would take images."""
+
+    def __init__(self, num_features: int):
+        super().__init__()
+        self.num_features = int(num_features)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        if features.dim() != 2 or features.shape[1] != self.num_features:
+            raise ValueError(f"expected (N, {self.num_features}) features, got {tuple(features.shape)}")
+        return features
+
+
+def fid_from_features(generated: torch.Tensor, real: torch.Tensor) -> float:
+    """FID (SPEC §4) from (N, D) generated and (M, D) real features of one feature network, through torchmetrics
+    (the same statistics as :func:`fid` on the images those features came from)."""
+    if generated.dim() != 2 or real.dim() != 2 or generated.shape[1] != real.shape[1]:
+        raise ValueError(f"features must be (N, D) and (M, D), got {tuple(generated.shape)} and {tuple(real.shape)}")
+    if min(len(generated), len(real)) < 2:
+        raise ValueError(f"FID needs at least 2 feature rows per set, got {len(generated)} and {len(real)}")
+    metric = FrechetInceptionDistance(feature=PrecomputedFeatures(real.shape[1]), reset_real_features=True)
+    metric.update(real.detach().double().cpu(), real=True)
+    metric.update(generated.detach().double().cpu(), real=False)
+    return float(metric.compute())
+
+
+class InceptionFeatures(nn.Module):
+    """The standard FID network (torchmetrics' ``NoTrainInceptionV3``, 2048-d pool features) from a local weights
+    file (``pt_inception-2015-12-05-6726825d.pth``): images in [0, 1] -> (N, 2048). Needs ``torch-fidelity``
+    (the optional ``fid`` extra), which is imported only here."""
+
+    num_features = 2048
+
+    def __init__(self, weights: str):
+        super().__init__()
+        from pathlib import Path
+
+        from torchmetrics.image.fid import NoTrainInceptionV3
+
+        if not Path(weights).is_file():
+            raise FileNotFoundError(f"models.fid_features: {weights} is not a file (expected the FID Inception weights)")
+        try:
+            self.net = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"],
+                                          feature_extractor_weights_path=str(weights))
+        except ModuleNotFoundError as err:
+            raise ModuleNotFoundError(f"models.fid_features={weights} needs torch-fidelity: pip install -e '.[fid]' "
+                                      f"({err})") from err
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        device = next(self.net.parameters()).device
+        return self.net((images.clamp(0, 1) * 255).byte().to(device)).reshape(len(images), -1).float().cpu()

@@ -1,0 +1,232 @@
+"""Audio-guided image editing with Plug-and-Play feature injection (Tumanyan et al. 2023; paper §3.5;
+supp. §3.2; SPEC §3.6).
+
+At every DDIM step the *source branch* (the inverted latent of that step, empty prompt, adapters off) runs in the
+same UNet batch as the guided target branches, ``[source; uncond x K; cond x K]``. While a step lies in the first
+``f_t`` fraction of the schedule, the output of the chosen decoder residual blocks (default
+``up_blocks[1].resnets[1]``, the paper's residual block 4) is replaced, for every target item, by the source's;
+within the first ``attn_t`` fraction the self-attention queries and keys (``attn1.to_q`` / ``attn1.to_k``) of
+decoder layers 4-11 are replaced likewise. Once neither injection is active the source branch is left out of the
+batch. Everything is done by removable forward hooks owned by :class:`PnPController`, which knows the current step.
+
+With ``audio_embeds=None`` the adapters stay off and the edit is text-driven Plug-and-Play (the "PnP with the class
+label as prompt" baseline).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.utils.hooks import RemovableHandle
+
+from sonic.editing.inversion import Inversion, InversionCache, invert
+from sonic.models.adapters import cross_attention_layers
+from sonic.models.pipeline import guided_noise
+
+DECODER_QK_LAYERS = tuple(f"up{i}" for i in range(4, 12))
+
+
+@dataclass(frozen=True)
+class PnPConfig:
+    """Injection schedule and sites. ``resnets``: (up block, resnet) indices, or paper decoder layer numbers
+    (4 = ``up_blocks[1].resnets[1]``; the supplement's "residual blocks 4-6" is ``(4, 5, 6)``)."""
+
+    f_t: float = 0.8
+    attn_t: float = 0.5
+    resnets: tuple[int | tuple[int, int], ...] = ((1, 1),)
+    attn_layers: tuple[str, ...] = DECODER_QK_LAYERS
+
+    def __post_init__(self) -> None:
+        for name in ("f_t", "attn_t"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"PnPConfig.{name} must lie in [0, 1], got {getattr(self, name)}")
+
+
+def decoder_resnets(unet: nn.Module, sites: Sequence[int | tuple[int, int]]) -> list[nn.Module]:
+    """Residual blocks of the decoder by (block, resnet) or by paper decoder number (counting every resnet of
+    ``up_blocks`` in order, so 3-5 are ``up_blocks[1]``, as the adapters' layer names count)."""
+    flat = [(b, r) for b, block in enumerate(unet.up_blocks) for r in range(len(block.resnets))]
+    out = []
+    for site in sites:
+        if isinstance(site, int):
+            b, r = flat[site] if 0 <= site < len(flat) else (-1, -1)
+        else:
+            b, r = site
+        if (b, r) not in flat:
+            raise ValueError(f"no decoder residual block {site!r}; the decoder has {len(flat)}: {flat}")
+        out.append(unet.up_blocks[b].resnets[r])
+    return out
+
+
+def self_attention_projections(unet: nn.Module, layers: Sequence[str]) -> list[nn.Module]:
+    """``attn1.to_q`` and ``attn1.to_k`` of every transformer block of the named decoder layers."""
+    available = cross_attention_layers(unet)
+    missing = [n for n in layers if n not in available]
+    if missing:
+        raise ValueError(f"UNet has no attention layer(s) {missing}; it has {list(available)}")
+    return [getattr(block.attn1, proj) for n in layers for block in available[n].transformer_blocks
+            for proj in ("to_q", "to_k")]
+
+
+class PnPController:
+    """The injection schedule and its hooks. The denoising loop calls :meth:`set_step` before each UNet call; the
+    hooks exist only inside :meth:`hooks` and are removed on exit, also after an error."""
+
+    def __init__(self, unet: nn.Module, config: PnPConfig, num_steps: int, adapters=None):
+        self.config = config
+        self.num_steps = num_steps
+        self.step = 0
+        self.source_in_batch = False
+        self._resnets = decoder_resnets(unet, config.resnets)
+        self._projections = self_attention_projections(unet, config.attn_layers)
+        # Gated audio modules: their output is zeroed for the source item, so the source branch runs adapters-off.
+        self._audio = [m for _, m in adapters.modules()] if adapters is not None else []
+
+    # ---- schedule ----------------------------------------------------------------------------------------------
+    def _within(self, fraction: float) -> bool:
+        return self.step < int(fraction * self.num_steps)
+
+    @property
+    def inject_features(self) -> bool:
+        return self._within(self.config.f_t)
+
+    @property
+    def inject_attention(self) -> bool:
+        return self._within(self.config.attn_t)
+
+    @property
+    def needs_source(self) -> bool:
+        """Whether the source branch must run at the current step."""
+        return self.inject_features or self.inject_attention
+
+    def set_step(self, step: int, source_in_batch: bool | None = None) -> bool:
+        """Enter ``step``; the source branch joins the batch when an injection needs it (or as told). Returns
+        whether it does."""
+        self.step = step
+        self.source_in_batch = self.needs_source if source_in_batch is None else source_in_batch
+        return self.source_in_batch
+
+    # ---- hooks -------------------------------------------------------------------------------------------------
+    def _replace(self, active: Callable[[], bool]):
+        def hook(module: nn.Module, args, output: torch.Tensor):
+            if not (self.source_in_batch and active()):
+                return None
+            return output[:1].expand_as(output).contiguous()  # (B, ...): every item <- the source item 0
+
+        return hook
+
+    def _neutral_source(self, module: nn.Module, args, output: torch.Tensor):
+        if not self.source_in_batch:
+            return None
+        out = output.clone()  # (B, N, C) gated audio term
+        out[:1] = 0
+        return out
+
+    @contextlib.contextmanager
+    def hooks(self) -> Iterator["PnPController"]:
+        handles: list[RemovableHandle] = []
+        try:
+            handles += [m.register_forward_hook(self._replace(lambda: self.inject_features)) for m in self._resnets]
+            handles += [m.register_forward_hook(self._replace(lambda: self.inject_attention))
+                        for m in self._projections]
+            handles += [m.register_forward_hook(self._neutral_source) for m in self._audio]
+            yield self
+        finally:
+            for h in handles:
+                h.remove()
+            self.source_in_batch = False
+
+
+def _as_embeds(audio_embeds) -> torch.Tensor | None:
+    if audio_embeds is None:
+        return None
+    embeds = torch.as_tensor(audio_embeds)
+    return embeds[None] if embeds.ndim == 1 else embeds
+
+
+@torch.no_grad()
+def edit_latents(
+    pipe,
+    inversion: Inversion,
+    audio_embeds: torch.Tensor | None = None,
+    prompt: str | None = None,
+    guidance_scale: float = 8.0,
+    config: PnPConfig = PnPConfig(),
+    beta: float | Mapping[str, float] = 1.0,
+    batch_size: int = 8,
+    callback: Callable[[int, torch.Tensor], None] | None = None,
+) -> torch.Tensor:
+    """Final latents (K, C, h, w) of K edits of one inverted source (K audio embeddings, or one text-only edit).
+
+    Uses as many DDIM steps as the inversion has. ``callback(step, latents)`` runs after each step.
+    """
+    embeds = _as_embeds(audio_embeds)
+    k = 1 if embeds is None else len(embeds)
+    steps = inversion.num_steps
+    scheduler = pipe.scheduler
+    scheduler.set_timesteps(steps, device=pipe.device)
+    text, null_text = pipe.encode_text([prompt or ""]), pipe.encode_text([""])  # (1, 77, C)
+    source = inversion.latents.to(pipe.device, pipe.dtype)  # (T + 1, C, h, w)
+    controller = PnPController(pipe.unet, config, steps, pipe.adapters if embeds is not None else None)
+    outputs = []
+    with pipe.beta(beta), controller.hooks():
+        for start in range(0, k, batch_size):
+            b = min(batch_size, k - start)
+            audio = null_audio = None
+            if embeds is not None:
+                audio = pipe.audio_tokens(embeds[start : start + b])  # (b, N, C)
+                null_audio = pipe.projector.null_tokens(b + 1)  # source + b unconditional
+            z = source[steps][None].expand(b, -1, -1, -1).clone()  # (b, C, h, w), x_T
+            for i, t in enumerate(scheduler.timesteps):
+                s = int(controller.set_step(i))  # 1 while an injection needs the source branch, else 0
+                # source[steps - i] is the inverted latent at the noise level of timesteps[i]
+                latents = torch.cat([source[steps - i][None]] * s + [z, z])  # (s + 2b, C, h, w)
+                ctx = torch.cat([null_text.expand(s + b, -1, -1), text.expand(b, -1, -1)])
+                kwargs = None
+                if audio is not None:
+                    kwargs = {"audio_tokens": torch.cat([null_audio[1 - s :], audio])}  # (s + 2b, N, C)
+                out = pipe.unet(latents, t, ctx, cross_attention_kwargs=kwargs).sample[s:]  # targets only
+                uncond, cond = out.chunk(2)
+                z = scheduler.step(guided_noise(uncond, cond, guidance_scale), t, z).prev_sample
+                if callback is not None:
+                    callback(i, z)
+            outputs.append(z)
+    return torch.cat(outputs)
+
+
+@torch.no_grad()
+def edit(
+    pipe,
+    source_image,
+    audio_embeds: torch.Tensor | None = None,
+    prompt: str | None = None,
+    num_inference_steps: int = 50,
+    guidance_scale: float = 8.0,
+    f_t: float = 0.8,
+    attn_t: float = 0.5,
+    beta: float | Mapping[str, float] = 1.0,
+    cache: InversionCache | None = None,
+    config: PnPConfig | None = None,
+    inversion: Inversion | None = None,
+    height: int | None = None,
+    width: int | None = None,
+    batch_size: int = 8,
+    callback: Callable[[int, torch.Tensor], None] | None = None,
+) -> torch.Tensor:
+    """Edit one source image with K audio embeddings (K, d) -> images (K, 3, H, W) in [0, 1] (paper §3.5).
+
+    One inversion serves all K edits (and, through ``cache``, later calls). ``audio_embeds=None`` with a
+    ``prompt`` is text-only Plug-and-Play. ``config`` overrides ``f_t``/``attn_t`` and sets the injection sites.
+    """
+    if config is None:
+        config = PnPConfig(f_t=f_t, attn_t=attn_t)
+    if inversion is None:
+        inversion = invert(pipe, source_image, num_inference_steps, cache, height, width)
+    elif inversion.num_steps != num_inference_steps:
+        raise ValueError(f"the inversion has {inversion.num_steps} steps, not {num_inference_steps}")
+    latents = edit_latents(pipe, inversion, audio_embeds, prompt, guidance_scale, config, beta, batch_size, callback)
+    return pipe.decode(latents)

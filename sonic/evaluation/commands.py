@@ -1,0 +1,91 @@
+"""Entry points of the evaluation rules (``sonic evaluate <step>``): explicit files in and out, settings from the
+config's ``evaluation`` and ``generation`` sections."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from sonic.config import Config, ConfigError
+
+log = logging.getLogger(__name__)
+
+SONIC = "SonicDiffusion"  # the method name of our model in the tables (the full variant)
+
+
+def sonic_method(variant: str) -> str:
+    """Method id of a training variant: ``SonicDiffusion`` for full, ``SonicDiffusion-<variant>`` otherwise."""
+    return SONIC if variant == "full" else f"{SONIC}-{variant}"
+
+
+def variant_of(method: str) -> str | None:
+    if method == SONIC:
+        return "full"
+    if method.startswith(SONIC + "-"):
+        return method[len(SONIC) + 1 :]
+    return None
+
+
+def settings(cfg: Config) -> dict:
+    """``evaluation`` with defaults: seeds per evaluation clip, DDIM steps (default generation.steps), batch."""
+    ev = dict(cfg.raw.get("evaluation") or {})
+    ev.setdefault("seeds", 2)
+    ev["steps"] = ev.get("steps") or cfg.generation.steps
+    ev.setdefault("guidance_scale", cfg.generation.guidance_scale)
+    ev.setdefault("batch_size", cfg.generation.batch_size)
+    return ev
+
+
+def load_generator(cfg: Config, method: str, weights: str | Path):
+    """A generator with the :class:`~sonic.models.pipeline.SonicPipeline` call interface for ``method``."""
+    from sonic import registry
+
+    if variant_of(method) is not None:
+        from sonic.models.io import load_weights
+        from sonic.models.pipeline import SonicPipeline
+
+        sd = registry.load_stable_diffusion(cfg)
+        projector, adapters = load_weights(weights, sd.unet)
+        return SonicPipeline(sd.unet, sd.vae, sd.text_encoder, sd.tokenizer, sd.scheduler, projector.eval(), adapters)
+    from sonic import competitors
+
+    if method.lower() not in competitors.METHODS:
+        raise ConfigError(f"unknown method {method!r}: {SONIC}[-<variant>], AudioToken or GlueGen")
+    return competitors.load_generator(cfg, method.lower(), weights)
+
+
+def references(cfg: Config, manifest: str, out: str, index: str) -> None:
+    from sonic.evaluation.references import compute_references
+
+    compute_references(cfg, manifest, out, index)
+
+
+def generate(cfg: Config, method: str, weights: str, manifest: str, clap: str, clap_index: str, out: str) -> None:
+    from sonic.evaluation.runs import eval_jobs, generate_run
+
+    ev = settings(cfg)
+    generator = load_generator(cfg, method, weights)
+    generate_run(generator, eval_jobs(manifest, ev["seeds"]), clap, clap_index, out, method, ev["steps"],
+                 ev["guidance_scale"], ev["batch_size"])
+
+
+def score(cfg: Config, method: str, dataset: str, manifest: str, refs: str, refs_index: str, images: str,
+          out: str, per_image: str | None = None) -> dict:
+    import json
+
+    from sonic.evaluation.references import load_references
+    from sonic.evaluation.score import score_run
+
+    result = score_run(cfg, manifest, load_references(refs, refs_index), images, method, dataset, out, per_image,
+                       settings(cfg)["seeds"])
+    variant = variant_of(method)
+    if variant is not None:  # the ablation tables key rows by variant
+        result["variant"] = variant
+        Path(out).write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def table(kind: str, scores: list[str], out_csv: str, out_md: str, paper: str | None, title: str = "") -> None:
+    from sonic.evaluation.tables import write_table
+
+    write_table(scores, kind, out_csv, out_md, paper, title)
