@@ -13,6 +13,7 @@ include: "rules/pretrain.smk"
 include: "rules/features.smk"
 include: "rules/model.smk"
 include: "rules/train.smk"
+include: "rules/evaluate.smk"
 
 
 rule all:
@@ -28,3 +29,4 @@ rule all:
             dataset=DATASETS,
             variant=TRAINING.get("run_variants", ["full"]),
         ),
+        rules.table1.output.csv,

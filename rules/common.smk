@@ -98,3 +98,63 @@ def stage1_projector(wildcards):
     return rules.train_stage1.output.projector.format(
         dataset=wildcards.dataset, run=run
     )
+
+
+# Evaluation (SPEC §4-5). Method ids: "SonicDiffusion" (variant full), "SonicDiffusion-<variant>", the trained
+# competitors, and external systems scored from a folder (evaluation.external).
+from sonic.evaluation.tables import ABLATION_VARIANTS  # noqa: E402
+
+EVALUATION = config.get("evaluation") or {}
+COMPETITORS = ["AudioToken", "GlueGen"]
+EXTERNAL = EVALUATION.get("external") or {}
+EXTERNAL_METHODS = list(EXTERNAL.get("methods") or [])
+TABLE1_METHODS = ["SonicDiffusion"] + COMPETITORS + EXTERNAL_METHODS
+ABLATION_TABLES = list(ABLATION_VARIANTS)
+ABLATION_DATASETS = [
+    d for d in EVALUATION.get("ablation_datasets", DATASETS) if d in DATASETS
+]
+PAPER_TABLES = (
+    f"--paper {_shipped(EVALUATION['paper_tables'])}"
+    if EVALUATION.get("paper_tables")
+    else ""
+)
+
+
+def sonic_method(variant):
+    return "SonicDiffusion" if variant == "full" else f"SonicDiffusion-{variant}"
+
+
+OWN_METHODS = {sonic_method(v): v for v in VARIANTS}
+
+
+wildcard_constraints:
+    competitor="|".join(COMPETITORS),
+    method="|".join(list(OWN_METHODS) + COMPETITORS + EXTERNAL_METHODS),
+
+
+def method_weights(wildcards):
+    """The trained weights a generation run of one of our methods starts from."""
+    if wildcards.method in OWN_METHODS:
+        return rules.train_stage2.output.weights.format(
+            dataset=wildcards.dataset, variant=OWN_METHODS[wildcards.method]
+        )
+    if wildcards.method in COMPETITORS:
+        return rules.train_competitor.output.weights.format(
+            dataset=wildcards.dataset, competitor=wildcards.method
+        )
+    raise ValueError(f"{wildcards.method} is scored from evaluation.external, not generated here")
+
+
+def method_images(wildcards):
+    """Our methods: the generation run; external systems: <external.root>/<method>/<dataset>/ (README)."""
+    if wildcards.method in EXTERNAL_METHODS:
+        return str(Path(EXTERNAL["root"], wildcards.method, wildcards.dataset))
+    return rules.generate_eval.output.images.format(**wildcards)
+
+
+def ablation_scores(wildcards):
+    return expand(
+        rules.score.output.scores,
+        method=[sonic_method(v) for v in ABLATION_VARIANTS[wildcards.table]],
+        dataset=ABLATION_DATASETS,
+    )

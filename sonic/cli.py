@@ -264,7 +264,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = config_mod.load(args.config)
     common = dict(variant=args.variant, manifest=args.manifest, clap=args.clap, clap_index=args.clap_index,
                   out=args.out)
-    if args.stage == "stage1":
+    if args.stage in ("audiotoken", "gluegen"):  # the trained competitors of Table 1 (SPEC §5)
+        from sonic import competitors
+
+        summary = competitors.train(cfg, args.stage, args.manifest, args.clap, args.clap_index, args.captions,
+                                    args.out)
+    elif args.stage == "stage1":
         if not args.captions:
             raise config_mod.ConfigError("sonic train stage1 needs --captions (the BLIP-2 captions CSV)")
         summary = run.stage1(cfg, captions=args.captions, **common)
@@ -388,8 +393,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="training steps (default: pretrain.steps.<model> or the model's own)")
     p.set_defaults(func=cmd_pretrain)
 
-    p = sub.add_parser("train", help="stage 1 (projector alignment) or stage 2 (gated cross-attention tuning)")
-    p.add_argument("stage", choices=["stage1", "stage2"])
+    p = sub.add_parser("train", help="stage 1 (projector alignment), stage 2 (gated cross-attention tuning), or a "
+                                      "competitor (AudioToken, GlueGen)")
+    p.add_argument("stage", choices=["stage1", "stage2", "audiotoken", "gluegen"])
     p.add_argument("--config", required=True)
     p.add_argument("--variant", default="full", help="a name from training.variants (default: full)")
     p.add_argument("--manifest", required=True, help="the dataset's manifest (its train split is used)")

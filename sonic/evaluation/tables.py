@@ -79,7 +79,7 @@ def markdown(table: pd.DataFrame, kind: str, paper: pd.DataFrame | None = None, 
              "|" + "---|" * len(header)]
     for row in table.to_dict("records"):
         ref = lookup.get((PAPER_DATASET.get(row["dataset"], row["dataset"]), row[key])) if paper is not None else None
-        cells = [_cell(row[m], None if paper is None else (ref or {}).get(m), m) for m in METRICS]
+        cells = [_cell(row[m], None if paper is None else (ref or {}).get(m, float("nan")), m) for m in METRICS]
         images = f"{row['images']}" + (f" ({row['missing']} missing)" if row.get("missing") else "")
         lines.append("| " + " | ".join([row["dataset"], row[key], *cells, images]) + " |")
     if paper is not None:

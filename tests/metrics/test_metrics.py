@@ -264,3 +264,18 @@ def test_fid_with_the_clip_image_tower(tiny_clip):
     assert fid(b, a, feature) > 1e-2
     unit_features = ClipImageFeatures(tiny_clip, normalize=True)
     torch.testing.assert_close(unit_features(a), image_features(tiny_clip, a))
+
+
+def test_fid_from_cached_features_equals_fid_on_the_images():
+    from sonic.metrics.fid import fid_from_features
+
+    feature = PixelProjection()
+    a, b = images(30, seed=0), images(25, seed=1, low=0.3, high=1.0)
+    with torch.no_grad():
+        fa, fb = feature(a), feature(b)
+    assert fid_from_features(fb, fa) == pytest.approx(fid(b, a, feature), rel=1e-6)
+    assert abs(fid_from_features(fa, fa)) < 1e-3
+    with pytest.raises(ValueError):
+        fid_from_features(fa[:1], fa)
+    with pytest.raises(ValueError):
+        fid_from_features(fa[:, :4], fa)

@@ -1,0 +1,152 @@
+# Evaluation (SPEC §4-5): competitor training, generation runs of the evaluation subset, the cached references of
+# each dataset, scores per method and dataset, and the tables.
+
+
+rule train_competitor:
+    input:
+        manifest=rules.manifest.output.manifest,
+        clap=rules.clap_features.output.embeddings,
+        clap_index=rules.clap_features.output.index,
+        captions=rules.captions.output.captions,
+        sd=model_input("sd"),
+    output:
+        weights=directory(results("train", "{dataset}", "{competitor}", "weights")),
+    log:
+        results("logs", "train", "{dataset}_{competitor}.log"),
+    benchmark:
+        results("benchmarks", "train", "{dataset}_{competitor}.tsv")
+    conda:
+        "../envs/sonic.yaml"
+    threads: TRAINING.get("threads", 2)
+    resources:
+        **TRAIN_RESOURCES,
+    params:
+        config=CONFIG,
+        settings=lambda w: (config.get("competitors") or {}).get(w.competitor.lower()),
+        method=lambda w: w.competitor.lower(),
+        out=lambda w: results("train", w.dataset, w.competitor),
+    shell:
+        "sonic train {params.method} --config {params.config:q} "
+        "--manifest {input.manifest:q} --clap {input.clap:q} --clap-index {input.clap_index:q} "
+        "--captions {input.captions:q} --out {params.out:q} --threads {threads} > {log:q} 2>&1"
+
+
+rule eval_references:
+    input:
+        manifest=rules.manifest.output.manifest,
+        wav2clip=model_input("wav2clip"),
+        clip_ais=model_input("clip_ais"),
+        clip_eval=model_input("clip_eval"),
+        fid=model_input("fid_features"),
+    output:
+        references=results("eval", "{dataset}", "references.safetensors"),
+        index=results("eval", "{dataset}", "references.csv"),
+    log:
+        results("logs", "eval", "{dataset}_references.log"),
+    conda:
+        "../envs/sonic.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    params:
+        config=CONFIG,
+    shell:
+        "sonic evaluate references --config {params.config:q} --manifest {input.manifest:q} "
+        "--out {output.references:q} --index {output.index:q} --threads {threads} > {log:q} 2>&1"
+
+
+rule generate_eval:
+    input:
+        manifest=rules.manifest.output.manifest,
+        clap=rules.clap_features.output.embeddings,
+        clap_index=rules.clap_features.output.index,
+        sd=model_input("sd"),
+        weights=method_weights,
+    output:
+        images=directory(results("generated", "{method}", "{dataset}")),
+    log:
+        results("logs", "generated", "{method}_{dataset}.log"),
+    benchmark:
+        results("benchmarks", "generated", "{method}_{dataset}.tsv")
+    conda:
+        "../envs/sonic.yaml"
+    threads: TRAINING.get("threads", 2)
+    resources:
+        **TRAIN_RESOURCES,
+    params:
+        config=CONFIG,
+        settings=lambda w: [config["generation"], EVALUATION],
+    shell:
+        "sonic evaluate generate --config {params.config:q} --method {wildcards.method} "
+        "--weights {input.weights:q} --manifest {input.manifest:q} --clap {input.clap:q} "
+        "--clap-index {input.clap_index:q} --out {output.images:q} --threads {threads} > {log:q} 2>&1"
+
+
+rule score:
+    input:
+        manifest=rules.manifest.output.manifest,
+        references=rules.eval_references.output.references,
+        index=rules.eval_references.output.index,
+        images=method_images,
+    output:
+        scores=results("scores", "{method}", "{dataset}.json"),
+        per_image=results("scores", "{method}", "{dataset}_images.csv"),
+    log:
+        results("logs", "scores", "{method}_{dataset}.log"),
+    conda:
+        "../envs/sonic.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    params:
+        config=CONFIG,
+    shell:
+        "sonic evaluate score --config {params.config:q} --method {wildcards.method} "
+        "--dataset {wildcards.dataset} --manifest {input.manifest:q} --references {input.references:q} "
+        "--references-index {input.index:q} --images {input.images:q} --out {output.scores:q} "
+        "--per-image {output.per_image:q} --threads {threads} > {log:q} 2>&1"
+
+
+rule table1:
+    input:
+        scores=expand(
+            rules.score.output.scores, method=TABLE1_METHODS, dataset=DATASETS
+        ),
+    output:
+        csv=report(results("table1.csv"), caption="../workflow/report/table1.rst", category="Tables"),
+        md=results("table1.md"),
+    log:
+        results("logs", "table1.log"),
+    conda:
+        "../envs/sonic.yaml"
+    params:
+        paper=PAPER_TABLES,
+    shell:
+        "sonic evaluate table table1 --scores {input.scores:q} --out {output.csv:q} "
+        "--markdown {output.md:q} {params.paper} --title 'Table 1: generation' > {log:q} 2>&1"
+
+
+rule ablation_table:
+    input:
+        scores=ablation_scores,
+    output:
+        csv=report(results("{table}.csv"), caption="../workflow/report/ablations.rst", category="Tables"),
+        md=results("{table}.md"),
+    log:
+        results("logs", "{table}.log"),
+    wildcard_constraints:
+        table="table3|table4|tableS1",
+    conda:
+        "../envs/sonic.yaml"
+    params:
+        paper=PAPER_TABLES,
+    shell:
+        "sonic evaluate table {wildcards.table} --scores {input.scores:q} --out {output.csv:q} "
+        "--markdown {output.md:q} {params.paper} --title {wildcards.table} > {log:q} 2>&1"
+
+
+rule ablations:
+    input:
+        expand(rules.ablation_table.output.csv, table=ABLATION_TABLES),

@@ -1,0 +1,191 @@
+"""Evaluation runs (SPEC §4): the evaluation subset, generation runs and their layout, missing images reported,
+scoring from cached references against direct computations, and the tables."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from sonic import config as config_mod
+from sonic.data.tables import read_csv
+from sonic.evaluation import tables
+from sonic.evaluation.references import References, fixed_length, load_images
+from sonic.evaluation.runs import collect_folder, eval_jobs, generate_run, image_name
+from tests.tiny import tiny_config_dict, write_clip_folder
+
+LABELS = ["rain", "fire", "wind"]
+
+
+def write_manifest(path, n_val_per_label=2):
+    rows = []
+    for lab in LABELS:
+        for i in range(3):
+            rows.append({"clip_id": f"{lab}{i}", "label": lab, "split": "train", "eval": False})
+        for i in range(n_val_per_label):
+            rows.append({"clip_id": f"{lab}v{i}", "label": lab, "split": "val", "eval": i == 0})
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def write_clap(folder, manifest, dim=8):
+    from safetensors.torch import save_file
+
+    table = read_csv(manifest)
+    emb = torch.randn(len(table), dim, generator=torch.Generator().manual_seed(0))
+    save_file({"embeddings": emb}, str(folder / "clap.safetensors"))
+    pd.DataFrame({"row": range(len(table)), "clip_id": table["clip_id"]}).to_csv(folder / "clap_index.csv",
+                                                                                  index=False)
+    return folder / "clap.safetensors", folder / "clap_index.csv", emb
+
+
+class FakeGenerator:
+    """Images whose colour is a function of (embedding, seed); records its calls."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, audio_embeds, prompt=None, seeds=(0,), num_inference_steps=50, guidance_scale=8.0,
+                 batch_size=8, progress=True):
+        self.calls.append((len(audio_embeds), tuple(seeds), num_inference_steps, guidance_scale))
+        out = []
+        for e in audio_embeds:
+            for s in seeds:
+                value = torch.sigmoid(e[:3] + s)  # (3,)
+                out.append(value[:, None, None].expand(3, 16, 16))
+        return torch.stack(out)
+
+
+def test_eval_jobs_take_the_eval_clips_times_seeds(tmp_path):
+    manifest = write_manifest(tmp_path / "m.csv")
+    jobs = eval_jobs(manifest, seeds=3)
+    assert list(jobs.columns) == ["clip_id", "seed", "label"]
+    assert jobs["clip_id"].tolist() == [c for c in ["rainv0", "firev0", "windv0"] for _ in range(3)]
+    assert jobs["seed"].tolist() == [0, 1, 2] * 3
+    empty = read_csv(manifest).assign(eval=False)
+    empty.to_csv(tmp_path / "none.csv", index=False)
+    with pytest.raises(ValueError, match="no evaluation clips"):
+        eval_jobs(tmp_path / "none.csv", 1)
+
+
+def test_generation_run_layout_and_missing_images(tmp_path):
+    manifest = write_manifest(tmp_path / "m.csv")
+    clap, index, emb = write_clap(tmp_path, manifest)
+    jobs = eval_jobs(manifest, seeds=2)
+    gen = FakeGenerator()
+    run = generate_run(gen, jobs, clap, index, tmp_path / "out", "Fake", steps=7, guidance_scale=3.0, batch_size=4)
+    assert list(run.columns) == ["clip_id", "seed", "label", "method", "path"]
+    assert len(run) == 6 and set(run["method"]) == {"Fake"}
+    assert all(c[2:] == (7, 3.0) and c[1] == (0, 1) for c in gen.calls)
+    assert sum(c[0] for c in gen.calls) == 3  # each clip once, both seeds per call
+    # each image is the generator's output for its own clip and seed
+    rows = dict(zip(read_csv(index)["clip_id"], read_csv(index)["row"]))
+    for clip_id, seed, path in run[["clip_id", "seed", "path"]].itertuples(index=False):
+        expect = torch.sigmoid(emb[rows[clip_id], :3] + seed)
+        got = load_images([path])[0, :, 0, 0]
+        torch.testing.assert_close(got, expect, atol=1 / 255, rtol=0)
+    assert (tmp_path / "out" / image_name("firev0", 1)).is_file()
+    assert read_csv(tmp_path / "out" / "manifest.csv").equals(read_csv(tmp_path / "out" / "manifest.csv"))
+
+    (tmp_path / "out" / image_name("windv0", 0)).unlink()
+    found, missing = collect_folder(tmp_path / "out", jobs, "Fake")
+    assert missing == ["windv0_0.png"] and len(found) == 5
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        collect_folder(tmp_path / "nowhere", jobs, "Fake")
+
+
+def test_fixed_length_repeats_or_crops():
+    w = np.arange(3, dtype=np.float32)
+    assert fixed_length(w, 7).tolist() == [0, 1, 2, 0, 1, 2, 0]
+    assert fixed_length(np.arange(10.0), 4).tolist() == [0, 1, 2, 3]
+
+
+@pytest.fixture(scope="module")
+def clip_cfg(tmp_path_factory):
+    root = tmp_path_factory.mktemp("eval")
+    clip = write_clip_folder(root / "clip")
+    data = tiny_config_dict(root / "sd")
+    data["models"].update({"clip_ais": str(clip), "clip_eval": str(clip), "fid_features": None})
+    return config_mod.from_dict(data), clip
+
+
+def test_scores_from_cached_references_equal_direct_computation(tmp_path, clip_cfg):
+    from sonic.evaluation.clip_scores import image_features, zero_shot
+    from sonic.evaluation.references import batched, feature_network
+    from sonic.evaluation.score import score_images
+    from sonic.metrics import fid
+    from sonic.metrics.fid import ClipImageFeatures
+    from sonic.models.pipeline import to_pil
+    from sonic.registry import load_clip
+    from tests.metrics.test_metrics import loop_win_ratio
+
+    cfg, _ = clip_cfg
+    clip = load_clip(cfg, "clip_eval")
+    g = torch.Generator().manual_seed(0)
+    frames = torch.rand(6, 3, 16, 16, generator=g)
+    generated = torch.rand(5, 3, 16, 16, generator=g)
+    paths = []
+    for i, im in enumerate(to_pil(generated)):
+        paths.append(str(tmp_path / f"g{i}.png"))
+        im.save(paths[-1])
+    generated = load_images(paths)  # what the scorer reads: 8-bit images
+    ids = [f"c{i}" for i in range(6)]
+    labels = ["rain", "fire", "wind", "rain", "fire", "wind"]
+    audio = torch.nn.functional.normalize(torch.randn(6, 16, generator=g), dim=-1)
+    refs = References(ids, labels, audio, image_features(clip, frames),
+                      batched(feature_network(cfg, clip), frames))
+    own = [0, 2, 2, 5, 1]
+    run = pd.DataFrame({"clip_id": [ids[i] for i in own], "seed": [0, 0, 1, 0, 0],
+                        "label": [labels[i] for i in own], "path": paths})
+    metrics, per_image = score_images(cfg, refs, run, LABELS)
+
+    img = image_features(clip, generated)
+    idx = torch.tensor(own)
+    assert metrics["AIS"] == pytest.approx(loop_win_ratio(img, audio[idx], audio, idx), abs=1e-12)
+    assert metrics["IIS"] == pytest.approx(loop_win_ratio(img, refs.frames[idx], refs.frames, idx), abs=1e-12)
+    predicted = zero_shot(clip, generated, LABELS)
+    assert per_image["predicted"].tolist() == predicted
+    assert metrics["AIC"] == sum(p == t for p, t in zip(predicted, run["label"])) / 5
+    assert metrics["FID"] == pytest.approx(fid(generated, frames, ClipImageFeatures(clip)), rel=1e-5)
+    with pytest.raises(KeyError, match="not validation references"):
+        score_images(cfg, refs, run.assign(clip_id="other"), LABELS)
+
+
+def score_file(path, dataset, method, variant=None, **metrics):
+    values = {"AIS": 0.5, "AIC": 0.5, "IIS": 0.5, "FID": 100.0, **metrics}
+    path.write_text(json.dumps({"dataset": dataset, "method": method, "variant": variant, **values, "images": 10,
+                                "missing": 0}))
+    return path
+
+
+def test_table1_csv_and_markdown_with_the_paper_numbers(tmp_path):
+    files = [score_file(tmp_path / "a.json", "greatest_hits", "SonicDiffusion", "full", AIC=0.75),
+             score_file(tmp_path / "b.json", "greatest_hits", "AudioToken"),
+             score_file(tmp_path / "c.json", "landscape", "SonicDiffusion", "full", FID=50.0)]
+    paper = tmp_path / "paper"
+    paper.mkdir()
+    pd.DataFrame([{"dataset": "greatest_hits", "method": "SonicDiffusion", "AIS": 0.6237, "AIC": 0.6050,
+                   "IIS": 0.7411, "FID": 123.5},
+                  {"dataset": "landscape_itw", "method": "SonicDiffusion", "AIS": 0.7390, "AIC": 0.5436,
+                   "IIS": 0.8898, "FID": 118.6}]).to_csv(paper / "table1_generation.csv", index=False)
+    table = tables.write_table(files, "table1", tmp_path / "t.csv", tmp_path / "t.md", paper, "Table 1")
+    assert table[["dataset", "method"]].values.tolist() == [["greatest_hits", "SonicDiffusion"],
+                                                            ["greatest_hits", "AudioToken"],
+                                                            ["landscape", "SonicDiffusion"]]
+    assert read_csv(tmp_path / "t.csv")["AIC"].tolist() == [0.75, 0.5, 0.5]
+    md = (tmp_path / "t.md").read_text()
+    assert "| greatest_hits | SonicDiffusion | 0.5000 (0.6237) | 0.7500 (0.6050) |" in md
+    assert "| landscape | SonicDiffusion | 0.5000 (0.7390) | 0.5000 (0.5436) | 0.5000 (0.8898) | 50.0 (118.6) |" in md
+    assert "| greatest_hits | AudioToken | 0.5000 (–) |" in md  # not in this paper table
+    plain = tables.markdown(table, "table1")
+    assert "(" not in plain.split("\n", 3)[3]
+
+
+def test_ablation_tables_key_rows_by_variant(tmp_path):
+    files = [score_file(tmp_path / "a.json", "landscape", "SonicDiffusion", "full"),
+             score_file(tmp_path / "b.json", "landscape", "SonicDiffusion-all_layers", "all_layers")]
+    table = tables.collect(files, "tableS1")
+    assert table["variant"].tolist() == ["mid_and_decoder", "all_layers"]  # the paper's name for the default
+    with pytest.raises(ValueError, match="more than one score"):
+        tables.collect(files + [files[0]], "tableS1")
