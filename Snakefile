@@ -30,3 +30,4 @@ rule all:
             variant=TRAINING.get("run_variants", ["full"]),
         ),
         rules.table1.output.csv,
+        expand(rules.comparison_grid.output.png, dataset=DATASETS),

@@ -145,11 +145,15 @@ def method_weights(wildcards):
     raise ValueError(f"{wildcards.method} is scored from evaluation.external, not generated here")
 
 
-def method_images(wildcards):
+def images_of(method, dataset):
     """Our methods: the generation run; external systems: <external.root>/<method>/<dataset>/ (README)."""
-    if wildcards.method in EXTERNAL_METHODS:
-        return str(Path(EXTERNAL["root"], wildcards.method, wildcards.dataset))
-    return rules.generate_eval.output.images.format(**wildcards)
+    if method in EXTERNAL_METHODS:
+        return str(Path(EXTERNAL["root"], method, dataset))
+    return rules.generate_eval.output.images.format(method=method, dataset=dataset)
+
+
+def method_images(wildcards):
+    return images_of(wildcards.method, wildcards.dataset)
 
 
 def ablation_scores(wildcards):

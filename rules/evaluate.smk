@@ -150,3 +150,27 @@ rule ablation_table:
 rule ablations:
     input:
         expand(rules.ablation_table.output.csv, table=ABLATION_TABLES),
+
+
+rule comparison_grid:
+    input:
+        manifest=rules.manifest.output.manifest,
+        runs=lambda w: [images_of(m, w.dataset) for m in TABLE1_METHODS],
+    output:
+        png=report(
+            results("figures", "{dataset}_methods.png"),
+            caption="../workflow/report/grid.rst",
+            category="Generated images",
+            subcategory="{dataset}",
+        ),
+    log:
+        results("logs", "figures", "{dataset}_methods.log"),
+    conda:
+        "../envs/sonic.yaml"
+    params:
+        runs=lambda w, input: " ".join(
+            f"{m}={p}" for m, p in zip(TABLE1_METHODS, input.runs)
+        ),
+    shell:
+        "sonic evaluate grid --manifest {input.manifest:q} --runs {params.runs} "
+        "--out {output.png:q} > {log:q} 2>&1"

@@ -287,14 +287,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.step == "table":
         commands.table(args.kind, args.scores, args.out, args.markdown, args.paper, args.title or "")
         return 0
+    if args.step == "grid":
+        from sonic.evaluation.figures import comparison_grid
+
+        runs = dict(r.split("=", 1) for r in args.runs)
+        comparison_grid(args.manifest, runs, args.out)
+        return 0
     cfg = config_mod.load(args.config)
     if args.step == "references":
         commands.references(cfg, args.manifest, args.out, args.index)
     elif args.step == "generate":
         commands.generate(cfg, args.method, args.weights, args.manifest, args.clap, args.clap_index, args.out)
+    elif args.step == "edit":
+        commands.edit(cfg, args.method, args.weights, args.manifest, args.clap, args.clap_index, args.out, args.cache)
     else:
         result = commands.score(cfg, args.method, args.dataset, args.manifest, args.references,
-                                args.references_index, args.images, args.out, args.per_image)
+                                args.references_index, args.images, args.out, args.per_image, args.seeds)
         print(json.dumps({k: v for k, v in result.items() if k != "missing_images"}, indent=2))
     return 0
 
@@ -437,6 +445,15 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--images", required=True, help="folder with <clip_id>_<seed>.png")
     q.add_argument("--out", required=True, help="JSON of the scores")
     q.add_argument("--per-image", help="CSV of per-image scores and predicted labels")
+    q.add_argument("--seeds", type=int, help="images per clip (default evaluation.seeds; editing: sources)")
+    q = steps.add_parser("edit", help="Table 2: edit the source images with every evaluation audio (PnP)")
+    q.add_argument("--method", required=True, help="SonicDiffusion, PnP, AudioToken or GlueGen")
+    q.add_argument("--weights", required=True, help="the method's weights (PnP: any SonicDiffusion weights)")
+    q.add_argument("--manifest", required=True)
+    q.add_argument("--clap", required=True)
+    q.add_argument("--clap-index", required=True)
+    q.add_argument("--cache", required=True, help="inversion cache folder, shared by all methods")
+    q.add_argument("--out", required=True, help="folder: <clip_id>_<source>.png, manifest.csv, structure.json")
     for q in steps.choices.values():
         q.add_argument("--config", required=True)
     q = steps.add_parser("table", help="a paper table (CSV + Markdown) from score JSONs")
@@ -446,6 +463,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--markdown", required=True, help="Markdown")
     q.add_argument("--paper", help="folder of the paper's tables: show its numbers beside ours")
     q.add_argument("--title")
+    q = steps.add_parser("grid", help="report figure: generated images per method beside the ground-truth frames")
+    q.add_argument("--manifest", required=True)
+    q.add_argument("--runs", nargs="+", required=True, help="METHOD=FOLDER of generated images")
+    q.add_argument("--out", required=True, help="PNG")
     p.set_defaults(func=cmd_evaluate)
 
     for name, p in sub.choices.items():

@@ -159,13 +159,18 @@ def edit_latents(
     beta: float | Mapping[str, float] = 1.0,
     batch_size: int = 8,
     callback: Callable[[int, torch.Tensor], None] | None = None,
+    text_states: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Final latents (K, C, h, w) of K edits of one inverted source (K audio embeddings, or one text-only edit).
 
     Uses as many DDIM steps as the inversion has. ``callback(step, latents)`` runs after each step.
+    ``text_states`` (K, 77, C): K text-encoder-space conditions used instead of the prompt (the AudioToken and
+    GlueGen editing baselines: their audio condition lives in the text-encoder space).
     """
     embeds = _as_embeds(audio_embeds)
-    k = 1 if embeds is None else len(embeds)
+    if text_states is not None and embeds is not None:
+        raise ValueError("give audio_embeds or text_states, not both")
+    k = len(text_states) if text_states is not None else (1 if embeds is None else len(embeds))
     steps = inversion.num_steps
     scheduler = pipe.scheduler
     scheduler.set_timesteps(steps, device=pipe.device)
@@ -185,7 +190,9 @@ def edit_latents(
                 s = int(controller.set_step(i))  # 1 while an injection needs the source branch, else 0
                 # source[steps - i] is the inverted latent at the noise level of timesteps[i]
                 latents = torch.cat([source[steps - i][None]] * s + [z, z])  # (s + 2b, C, h, w)
-                ctx = torch.cat([null_text.expand(s + b, -1, -1), text.expand(b, -1, -1)])
+                cond_text = (text.expand(b, -1, -1) if text_states is None
+                             else text_states[start : start + b].to(pipe.device, pipe.dtype))
+                ctx = torch.cat([null_text.expand(s + b, -1, -1), cond_text])
                 kwargs = None
                 if audio is not None:
                     kwargs = {"audio_tokens": torch.cat([null_audio[1 - s :], audio])}  # (s + 2b, N, C)
@@ -216,6 +223,7 @@ def edit(
     width: int | None = None,
     batch_size: int = 8,
     callback: Callable[[int, torch.Tensor], None] | None = None,
+    text_states: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Edit one source image with K audio embeddings (K, d) -> images (K, 3, H, W) in [0, 1] (paper §3.5).
 
@@ -228,5 +236,6 @@ def edit(
         inversion = invert(pipe, source_image, num_inference_steps, cache, height, width)
     elif inversion.num_steps != num_inference_steps:
         raise ValueError(f"the inversion has {inversion.num_steps} steps, not {num_inference_steps}")
-    latents = edit_latents(pipe, inversion, audio_embeds, prompt, guidance_scale, config, beta, batch_size, callback)
+    latents = edit_latents(pipe, inversion, audio_embeds, prompt, guidance_scale, config, beta, batch_size, callback,
+                           text_states)
     return pipe.decode(latents)

@@ -70,19 +70,34 @@ def generate(cfg: Config, method: str, weights: str, manifest: str, clap: str, c
 
 
 def score(cfg: Config, method: str, dataset: str, manifest: str, refs: str, refs_index: str, images: str,
-          out: str, per_image: str | None = None) -> dict:
+          out: str, per_image: str | None = None, seeds: int | None = None) -> dict:
+    """Score a generation run (``seeds`` = evaluation.seeds) or an editing run (``seeds`` = number of sources;
+    its ``structure.json`` is merged into the result)."""
     import json
 
     from sonic.evaluation.references import load_references
     from sonic.evaluation.score import score_run
 
     result = score_run(cfg, manifest, load_references(refs, refs_index), images, method, dataset, out, per_image,
-                       settings(cfg)["seeds"])
+                       seeds or settings(cfg)["seeds"])
     variant = variant_of(method)
     if variant is not None:  # the ablation tables key rows by variant
         result["variant"] = variant
-        Path(out).write_text(json.dumps(result, indent=2) + "\n")
+    structure = Path(images) / "structure.json"
+    if structure.is_file():
+        s = json.loads(structure.read_text())
+        result.update({k: s[k] for k in ("source_similarity", "other_source_similarity", "source_AIC")})
+    Path(out).write_text(json.dumps(result, indent=2) + "\n")
     return result
+
+
+def edit(cfg: Config, method: str, weights: str, manifest: str, clap: str, clap_index: str, out: str,
+         cache: str) -> None:
+    from sonic.editing.runs import edit_run, source_images
+
+    ed = cfg.raw.get("editing") or {}
+    sources = source_images(manifest, ed.get("sources"), ed.get("num_sources", 2))
+    edit_run(cfg, method, weights, manifest, clap, clap_index, sources, out, cache)
 
 
 def table(kind: str, scores: list[str], out_csv: str, out_md: str, paper: str | None, title: str = "") -> None:

@@ -16,6 +16,7 @@ import pandas as pd
 from sonic.data.tables import read_csv, write_csv
 
 METRICS = ["AIS", "AIC", "IIS", "FID"]
+EDIT_COLUMNS = ["source_similarity", "other_source_similarity", "source_AIC"]
 PAPER_DATASET = {"landscape": "landscape_itw"}  # our dataset key -> the paper tables' name
 
 # kind -> (row key, paper file, the row names the paper uses for our variants)
@@ -42,8 +43,9 @@ def collect(score_files: list[str | Path], kind: str) -> pd.DataFrame:
     for f in score_files:
         s = json.loads(Path(f).read_text())
         name = s.get(key) or s["method"]
+        extra = {k: s[k] for k in EDIT_COLUMNS if k in s}  # editing runs: structure preservation
         rows.append({"dataset": s["dataset"], key: rename.get(name, name), **{m: s[m] for m in METRICS},
-                     "images": s["images"], "missing": s.get("missing", 0)})
+                     "images": s["images"], "missing": s.get("missing", 0), **extra})
     if not rows:
         raise ValueError(f"{kind}: no score files")
     table = pd.DataFrame(rows)
@@ -74,14 +76,16 @@ def markdown(table: pd.DataFrame, kind: str, paper: pd.DataFrame | None = None, 
     if paper is not None:
         for row in paper.to_dict("records"):
             lookup[(row["dataset"], row[key])] = row
-    header = ["dataset", key] + METRICS + ["images"]
+    extra = [c for c in EDIT_COLUMNS if c in table.columns]
+    header = ["dataset", key] + METRICS + ["images"] + extra
     lines = [f"### {title}" if title else "", "", "| " + " | ".join(header) + " |",
              "|" + "---|" * len(header)]
     for row in table.to_dict("records"):
         ref = lookup.get((PAPER_DATASET.get(row["dataset"], row["dataset"]), row[key])) if paper is not None else None
         cells = [_cell(row[m], None if paper is None else (ref or {}).get(m, float("nan")), m) for m in METRICS]
         images = f"{row['images']}" + (f" ({row['missing']} missing)" if row.get("missing") else "")
-        lines.append("| " + " | ".join([row["dataset"], row[key], *cells, images]) + " |")
+        more = ["–" if pd.isna(row[c]) else f"{row[c]:.4f}" for c in extra]
+        lines.append("| " + " | ".join([row["dataset"], row[key], *cells, images, *more]) + " |")
     if paper is not None:
         lines += ["", "Cells: ours (paper). The paper's numbers are from its tables (`workflow/paper/`)."]
     return "\n".join(lines).lstrip() + "\n"
