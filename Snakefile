@@ -14,6 +14,7 @@ include: "rules/features.smk"
 include: "rules/model.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
+include: "rules/edit.smk"
 
 
 rule all:

@@ -162,3 +162,24 @@ def ablation_scores(wildcards):
         method=[sonic_method(v) for v in ABLATION_VARIANTS[wildcards.table]],
         dataset=ABLATION_DATASETS,
     )
+
+
+# Editing (SPEC §3.6): Table 2 methods; PnP (text label) runs on the same frozen SD through the full model's
+# pipeline with its adapters off.
+EDITING = config.get("editing") or {}
+EDIT_METHODS = ["SonicDiffusion", "PnP", "AudioToken", "GlueGen"]
+EDIT_DATASETS = [d for d in EDITING.get("datasets", DATASETS) if d in DATASETS]
+
+
+wildcard_constraints:
+    edit_method="|".join(EDIT_METHODS),
+
+
+def edit_weights(wildcards):
+    if wildcards.edit_method in COMPETITORS:
+        return rules.train_competitor.output.weights.format(
+            dataset=wildcards.dataset, competitor=wildcards.edit_method
+        )
+    return rules.train_stage2.output.weights.format(
+        dataset=wildcards.dataset, variant="full"
+    )

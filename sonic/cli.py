@@ -298,6 +298,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         commands.references(cfg, args.manifest, args.out, args.index)
     elif args.step == "generate":
         commands.generate(cfg, args.method, args.weights, args.manifest, args.clap, args.clap_index, args.out)
+    elif args.step == "figures":
+        commands.figures(cfg, args.weights, args.manifest, args.fig10, args.norms_csv, args.norms_png)
     elif args.step == "edit":
         commands.edit(cfg, args.method, args.weights, args.manifest, args.clap, args.clap_index, args.out, args.cache)
     else:
@@ -454,6 +456,12 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--clap-index", required=True)
     q.add_argument("--cache", required=True, help="inversion cache folder, shared by all methods")
     q.add_argument("--out", required=True, help="folder: <clip_id>_<source>.png, manifest.csv, structure.json")
+    q = steps.add_parser("figures", help="sound controls (paper Fig. 10) and gate output norms (supp. Fig. 3)")
+    q.add_argument("--weights", required=True, help="SonicDiffusion weights")
+    q.add_argument("--manifest", required=True)
+    q.add_argument("--fig10", required=True, help="PNG grid: interpolation and gain sweep")
+    q.add_argument("--norms-csv", required=True)
+    q.add_argument("--norms-png", required=True)
     for q in steps.choices.values():
         q.add_argument("--config", required=True)
     q = steps.add_parser("table", help="a paper table (CSV + Markdown) from score JSONs")

@@ -87,17 +87,56 @@ def test_variants_share_stage1_runs(tmp_path):
     assert counts["clap_features"] == 1  # the one dataset's CLAP cache, shared by every variant
 
 
-def test_paper_profile_asks_for_gpus(tmp_path):
-    """The paper configuration lays out the same training rules, with GPU resources (dry run; the real model
-    folders are stood in for by empty ones)."""
-    for folder in ("stable-diffusion-v1-4", "clap-htsat-unfused", "blip2-opt-2.7b"):
-        (tmp_path / "models" / folder).mkdir(parents=True)
-    cmd = [str(BIN / "snakemake"), "results/train/ravdess/full/weights", "-n", "-s", str(ROOT / "Snakefile"), "-d",
-           str(tmp_path), "--configfile", str(ROOT / "workflow/configs/paper.yaml")]
+def paper_dry_run(tmp_path: Path, *targets: str) -> str:
+    """A dry run on the paper configuration; the real model folders and files are stood in for by empty ones."""
+    for folder in ("stable-diffusion-v1-4", "clap-htsat-unfused", "blip2-opt-2.7b", "clip-vit-base-patch32",
+                   "clip-vit-large-patch14"):
+        (tmp_path / "models" / folder).mkdir(parents=True, exist_ok=True)
+    for file in ("Wav2CLIP.pt", "pt_inception-2015-12-05.pth"):
+        (tmp_path / "models" / file).touch()
+    cmd = [str(BIN / "snakemake"), *targets, "-n", "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path),
+           "--configfile", str(ROOT / "workflow/configs/paper.yaml")]
     env = os.environ | {"PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
-    text = out.stdout + out.stderr
+    return out.stdout + out.stderr
+
+
+def test_paper_profile_asks_for_gpus(tmp_path):
+    """The paper configuration lays out the same training rules, with GPU resources."""
+    text = paper_dry_run(tmp_path, "results/train/ravdess/full/weights")
     for rule in ("train_stage1", "train_stage2"):
         block = text.split(f"rule {rule}:", 1)[1].split("\nrule ", 1)[0]
         assert "gpu=1" in block, rule
+
+
+def test_paper_profile_dry_runs_every_table(tmp_path):
+    """Table 1, the ablations and Table 2 on the paper configuration: every method and variant, GPU jobs."""
+    text = paper_dry_run(tmp_path, "results/table1.csv", "ablations", "results/table2.csv")
+    counts = job_counts(text)
+    assert counts["generate_eval"] == 3 * 3 + 2 * 7  # Table 1: 3 methods x 3 datasets; ablations: 7 variants x 2
+    assert counts["train_competitor"] == 2 * 3
+    assert counts["edit_run"] == 4 * 2 and counts["edit_figures"] == 2
+    assert counts["eval_references"] == 3  # once per dataset, shared by all methods and by editing
+    for rule in ("generate_eval", "edit_run", "train_competitor"):
+        block = text.split(f"rule {rule}:", 1)[1].split("\nrule ", 1)[0]
+        assert "gpu=1" in block, rule
+
+
+def test_smoke_dag_to_table1(tmp_path):
+    """The whole DAG at smoke size, from nothing to results/table1.csv (synthetic data, miniature models,
+    training, competitors, generation, scoring)."""
+    import time
+
+    start = time.perf_counter()
+    out = snakemake(tmp_path, "results/table1.csv")
+    elapsed = time.perf_counter() - start
+    assert out.returncode == 0, out.stderr[-3000:]
+    table = pd.read_csv(tmp_path / "results/table1.csv")
+    assert sorted(table["dataset"].unique()) == sorted(DATASETS)
+    assert sorted(table["method"].unique()) == ["AudioToken", "GlueGen", "SonicDiffusion"]
+    for metric in ("AIS", "AIC", "IIS"):
+        assert table[metric].between(0, 1).all(), metric
+    assert (table["FID"] >= 0).all() and (table["images"] > 0).all() and (table["missing"] == 0).all()
+    assert "| dataset | method | AIS | AIC | IIS | FID | images |" in (tmp_path / "results/table1.md").read_text()
+    print(f"smoke DAG to table1: {elapsed:.0f} s")

@@ -94,7 +94,7 @@ def edit_run(cfg, method: str, weights: str, manifest: str | Path, clap: str | P
     ed = cfg.raw.get("editing") or {}
     steps = ed.get("steps") or cfg.generation.steps
     pnp = PnPConfig(f_t=ed.get("f_t", 0.8), attn_t=ed.get("attn_t", 0.5),
-                    resnets=tuple(ed.get("resnets") or ((1, 1),)))
+                    resnets=tuple(tuple(r) if isinstance(r, list) else r for r in (ed.get("resnets") or [(1, 1)])))
     jobs = eval_jobs(manifest, 1)
     clips, labels = jobs["clip_id"].tolist(), jobs["label"].tolist()
     embeddings, rows = load_clap_cache(clap, clap_index)

@@ -104,3 +104,33 @@ def table(kind: str, scores: list[str], out_csv: str, out_md: str, paper: str | 
     from sonic.evaluation.tables import write_table
 
     write_table(scores, kind, out_csv, out_md, paper, title)
+
+
+def figures(cfg: Config, weights: str, manifest: str, fig10: str, norms_csv: str, norms_png: str) -> None:
+    """Paper Fig. 10 (one source edited along an interpolation between two audios of different classes and along
+    a gain sweep) and the supplement's Fig. 3 (gated cross-attention output norms per layer across steps)."""
+    import numpy as np
+
+    from sonic import registry
+    from sonic.audio import load_audio
+    from sonic.data.tables import read_csv
+    from sonic.editing.controls import figure10, gate_norms, save_gate_norms
+    from sonic.editing.runs import source_images
+    from sonic.evaluation.references import load_images
+    from sonic.evaluation.runs import eval_jobs
+
+    pipe = load_generator(cfg, SONIC, weights)
+    pipe.audio_encoder = registry.load_audio_encoder(cfg)
+    jobs = eval_jobs(manifest, 1).drop_duplicates("label")
+    if len(jobs) < 2:
+        raise ValueError(f"{manifest}: the sound-control figure needs evaluation clips of two classes")
+    audio = dict(zip(read_csv(manifest)["clip_id"].astype(str), read_csv(manifest)["audio"].astype(str)))
+    waves = [load_audio(audio[c], pipe.audio_encoder.sample_rate) for c in jobs["clip_id"][:2]]
+    ed = cfg.raw.get("editing") or {}
+    steps = ed.get("steps") or cfg.generation.steps
+    source = load_images([str(source_images(manifest, ed.get("sources"), 1)[0])], cfg.generation.resolution)[0]
+    figure10(pipe, source, waves[0], waves[1], fig10, num_inference_steps=steps,
+             guidance_scale=cfg.generation.guidance_scale, batch_size=cfg.generation.batch_size)
+    embeds = pipe.embed_audio([np.asarray(w) for w in waves])
+    rows = gate_norms(pipe, embeds, num_inference_steps=steps, guidance_scale=cfg.generation.guidance_scale)
+    save_gate_norms(rows, norms_csv, norms_png)

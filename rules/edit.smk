@@ -1,0 +1,115 @@
+# Audio-guided editing (SPEC §3.6): Plug-and-Play edits of source images with every evaluation audio, per method;
+# Table 2; the sound-control and gate-norm figures. One inversion per source image, shared by all methods.
+
+
+rule edit_run:
+    input:
+        manifest=rules.manifest.output.manifest,
+        clap=rules.clap_features.output.embeddings,
+        clap_index=rules.clap_features.output.index,
+        sd=model_input("sd"),
+        weights=edit_weights,
+    output:
+        images=directory(results("edited", "{edit_method}", "{dataset}")),
+    log:
+        results("logs", "edited", "{edit_method}_{dataset}.log"),
+    benchmark:
+        results("benchmarks", "edited", "{edit_method}_{dataset}.tsv")
+    conda:
+        "../envs/sonic.yaml"
+    threads: TRAINING.get("threads", 2)
+    resources:
+        **TRAIN_RESOURCES,
+    params:
+        config=CONFIG,
+        settings=lambda w: [config["generation"], EDITING],
+        cache=results("edited", "inversions"),
+    shell:
+        "sonic evaluate edit --config {params.config:q} --method {wildcards.edit_method} "
+        "--weights {input.weights:q} --manifest {input.manifest:q} --clap {input.clap:q} "
+        "--clap-index {input.clap_index:q} --cache {params.cache:q} --out {output.images:q} "
+        "--threads {threads} > {log:q} 2>&1"
+
+
+rule score_edit:
+    input:
+        manifest=rules.manifest.output.manifest,
+        references=rules.eval_references.output.references,
+        index=rules.eval_references.output.index,
+        images=rules.edit_run.output.images,
+    output:
+        scores=results("scores_edit", "{edit_method}", "{dataset}.json"),
+        per_image=results("scores_edit", "{edit_method}", "{dataset}_images.csv"),
+    log:
+        results("logs", "scores_edit", "{edit_method}_{dataset}.log"),
+    conda:
+        "../envs/sonic.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    params:
+        config=CONFIG,
+        sources=EDITING.get("num_sources", 2),
+    shell:
+        "sonic evaluate score --config {params.config:q} --method {wildcards.edit_method} "
+        "--dataset {wildcards.dataset} --manifest {input.manifest:q} --references {input.references:q} "
+        "--references-index {input.index:q} --images {input.images:q} --seeds {params.sources} "
+        "--out {output.scores:q} --per-image {output.per_image:q} --threads {threads} > {log:q} 2>&1"
+
+
+rule table2:
+    input:
+        scores=expand(
+            rules.score_edit.output.scores,
+            edit_method=EDIT_METHODS,
+            dataset=EDIT_DATASETS,
+        ),
+        figures=expand(results("figures", "fig10_{dataset}.png"), dataset=EDIT_DATASETS),
+    output:
+        csv=report(results("table2.csv"), caption="../workflow/report/table2.rst", category="Tables"),
+        md=results("table2.md"),
+    log:
+        results("logs", "table2.log"),
+    conda:
+        "../envs/sonic.yaml"
+    params:
+        paper=PAPER_TABLES,
+    shell:
+        "sonic evaluate table table2 --scores {input.scores:q} --out {output.csv:q} "
+        "--markdown {output.md:q} {params.paper} --title 'Table 2: editing' > {log:q} 2>&1"
+
+
+rule edit_figures:
+    input:
+        manifest=rules.manifest.output.manifest,
+        sd=model_input("sd"),
+        clap=model_input("clap"),
+        weights=lambda w: rules.train_stage2.output.weights.format(
+            dataset=w.dataset, variant="full"
+        ),
+    output:
+        fig10=report(
+            results("figures", "fig10_{dataset}.png"),
+            caption="../workflow/report/fig10.rst",
+            category="Figures",
+        ),
+        norms_csv=results("figures", "gate_norms_{dataset}.csv"),
+        norms_png=report(
+            results("figures", "gate_norms_{dataset}.png"),
+            caption="../workflow/report/gate_norms.rst",
+            category="Figures",
+        ),
+    log:
+        results("logs", "figures", "edit_{dataset}.log"),
+    conda:
+        "../envs/sonic.yaml"
+    threads: TRAINING.get("threads", 2)
+    resources:
+        **TRAIN_RESOURCES,
+    params:
+        config=CONFIG,
+    shell:
+        "sonic evaluate figures --config {params.config:q} --weights {input.weights:q} "
+        "--manifest {input.manifest:q} --fig10 {output.fig10:q} --norms-csv {output.norms_csv:q} "
+        "--norms-png {output.norms_png:q} --threads {threads} > {log:q} 2>&1"
