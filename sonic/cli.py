@@ -310,6 +310,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 # ---- parser -----------------------------------------------------------------------------------------------
+def _dataset_args(parser: argparse.ArgumentParser) -> None:
+    """A dataset's manifest and its CLAP cache."""
+    parser.add_argument("--manifest", required=True)
+    parser.add_argument("--clap", required=True, help="the dataset's CLAP cache (safetensors)")
+    parser.add_argument("--clap-index", required=True, help="the CLAP cache's index CSV")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sonic", description=__doc__.split("\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -434,9 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
     q = steps.add_parser("generate", help="generate the evaluation subset (eval clips x evaluation.seeds)")
     q.add_argument("--method", required=True, help="SonicDiffusion[-<variant>], AudioToken or GlueGen")
     q.add_argument("--weights", required=True, help="the method's trained weights folder")
-    q.add_argument("--manifest", required=True)
-    q.add_argument("--clap", required=True)
-    q.add_argument("--clap-index", required=True)
+    _dataset_args(q)
     q.add_argument("--out", required=True, help="folder: <clip_id>_<seed>.png + manifest.csv")
     q = steps.add_parser("score", help="AIS, AIC, IIS, FID of a folder of generated images")
     q.add_argument("--method", required=True)
@@ -451,9 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
     q = steps.add_parser("edit", help="Table 2: edit the source images with every evaluation audio (PnP)")
     q.add_argument("--method", required=True, help="SonicDiffusion, PnP, AudioToken or GlueGen")
     q.add_argument("--weights", required=True, help="the method's weights (PnP: any SonicDiffusion weights)")
-    q.add_argument("--manifest", required=True)
-    q.add_argument("--clap", required=True)
-    q.add_argument("--clap-index", required=True)
+    _dataset_args(q)
     q.add_argument("--cache", required=True, help="inversion cache folder, shared by all methods")
     q.add_argument("--out", required=True, help="folder: <clip_id>_<source>.png, manifest.csv, structure.json")
     q = steps.add_parser("figures", help="sound controls (paper Fig. 10) and gate output norms (supp. Fig. 3)")

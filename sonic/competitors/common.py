@@ -19,7 +19,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from sonic.models.io import VERSION, WEIGHTS_NAME, _write
-from sonic.models.pipeline import encode_prompts, guided_noise, initial_latents
+from sonic.models.pipeline import FrozenSDSampler, encode_prompts, guided_noise
 
 
 class InputStats(nn.Module):
@@ -77,7 +77,7 @@ def load_modules(path: str | Path, modules: dict[str, nn.Module]) -> None:
 
 
 # ---- generation --------------------------------------------------------------------------------------------------
-class TextConditionedGenerator:
+class TextConditionedGenerator(FrozenSDSampler):
     """Frozen SD sampled from a per-image text condition (B, 77, C) that a subclass derives from the audio.
 
     ``__call__`` has :meth:`SonicPipeline.__call__`'s interface and order (audio-major), starts every (clip, seed)
@@ -87,18 +87,6 @@ class TextConditionedGenerator:
     def __init__(self, unet, vae, text_encoder, tokenizer, scheduler):
         self.unet, self.vae, self.text_encoder, self.tokenizer, self.scheduler = (
             unet, vae, text_encoder, tokenizer, scheduler)
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.unet.parameters()).device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return next(self.unet.parameters()).dtype
-
-    @property
-    def vae_scale_factor(self) -> int:
-        return 2 ** (len(self.vae.config.block_out_channels) - 1)
 
     def conditions(self, audio_embeds: torch.Tensor, prompt: str | None) -> torch.Tensor:
         """Text-encoder-space condition (B, 77, C) for a batch of CLAP embeddings (B, d_a)."""
@@ -121,12 +109,7 @@ class TextConditionedGenerator:
         audio_embeds = torch.as_tensor(audio_embeds)
         if audio_embeds.ndim == 1:
             audio_embeds = audio_embeds[None]
-        f = self.vae_scale_factor
-        default_size = self.unet.config.sample_size * f
-        height, width = height or default_size, width or default_size
-        if height % f or width % f:
-            raise ValueError(f"height and width must be multiples of {f}, got {height}x{width}")
-        latent_shape = (self.unet.config.in_channels, height // f, width // f)
+        latent_shape = self.latent_shape(height, width)
         jobs = [(i, s) for i in range(len(audio_embeds)) for s in seeds]
         null_text = encode_prompts(self.text_encoder, self.tokenizer, [""]).to(self.dtype)  # (1, 77, C)
         outputs = []
@@ -135,8 +118,7 @@ class TextConditionedGenerator:
             chunk = jobs[start : start + batch_size]
             b = len(chunk)
             cond = self.conditions(audio_embeds[[i for i, _ in chunk]].to(self.device), prompt).to(self.dtype)
-            latents = torch.stack([initial_latents(s, latent_shape) for _, s in chunk])
-            latents = latents.to(self.device, self.dtype) * self.scheduler.init_noise_sigma
+            latents = self.start_latents([s for _, s in chunk], latent_shape)
             latents = self.denoise(latents, cond, null_text.expand(b, -1, -1), num_inference_steps, guidance_scale)
             outputs.append(self.decode(latents))
             bar.update(b)
@@ -152,8 +134,3 @@ class TextConditionedGenerator:
             eps_uncond, eps_cond = eps.chunk(2)
             latents = self.scheduler.step(guided_noise(eps_uncond, eps_cond, guidance_scale), t, latents).prev_sample
         return latents
-
-    def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        """As ``SonicPipeline.decode`` (a test holds the two equal)."""
-        images = self.vae.decode(latents / self.vae.config.scaling_factor).sample
-        return ((images.float() + 1) / 2).clamp(0, 1).cpu()

@@ -56,16 +56,9 @@ def to_pil(images: torch.Tensor) -> list[Image.Image]:
     return [Image.fromarray(a) for a in arr]
 
 
-@dataclass
-class SonicPipeline:
-    unet: UNet2DConditionModel
-    vae: AutoencoderKL
-    text_encoder: torch.nn.Module
-    tokenizer: object
-    scheduler: DDIMScheduler
-    projector: AudioProjector
-    adapters: AudioAdapters
-    audio_encoder: AudioEncoder | None = None
+class FrozenSDSampler:
+    """What every sampler on a frozen SD shares (SonicPipeline, the competitors' generators): device and dtype,
+    latent geometry, the starting noise of a seed, decoding. Subclasses provide ``unet``, ``vae``, ``scheduler``."""
 
     @property
     def device(self) -> torch.device:
@@ -78,6 +71,36 @@ class SonicPipeline:
     @property
     def vae_scale_factor(self) -> int:
         return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    def latent_shape(self, height: int | None, width: int | None) -> tuple[int, int, int]:
+        """(C, h, w) of the latents of a height x width image (default: the UNet's sample size)."""
+        f = self.vae_scale_factor
+        default_size = self.unet.config.sample_size * f
+        height, width = height or default_size, width or default_size
+        if height % f or width % f:
+            raise ValueError(f"height and width must be multiples of {f}, got {height}x{width}")
+        return (self.unet.config.in_channels, height // f, width // f)
+
+    def start_latents(self, seeds: Sequence[int], shape: Sequence[int]) -> torch.Tensor:
+        """(B, C, h, w) starting latents, one per seed, scaled for the scheduler."""
+        latents = torch.stack([initial_latents(s, shape) for s in seeds])
+        return latents.to(self.device, self.dtype) * self.scheduler.init_noise_sigma
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        images = self.vae.decode(latents / self.vae.config.scaling_factor).sample
+        return ((images.float() + 1) / 2).clamp(0, 1).cpu()
+
+
+@dataclass
+class SonicPipeline(FrozenSDSampler):
+    unet: UNet2DConditionModel
+    vae: AutoencoderKL
+    text_encoder: torch.nn.Module
+    tokenizer: object
+    scheduler: DDIMScheduler
+    projector: AudioProjector
+    adapters: AudioAdapters
+    audio_encoder: AudioEncoder | None = None
 
     # ---- conditions -------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -141,11 +164,7 @@ class SonicPipeline:
         audio_embeds = torch.as_tensor(audio_embeds)
         if audio_embeds.ndim == 1:
             audio_embeds = audio_embeds[None]
-        default_size = self.unet.config.sample_size * self.vae_scale_factor
-        height, width = height or default_size, width or default_size
-        if height % self.vae_scale_factor or width % self.vae_scale_factor:
-            raise ValueError(f"height and width must be multiples of {self.vae_scale_factor}, got {height}x{width}")
-        latent_shape = (self.unet.config.in_channels, height // self.vae_scale_factor, width // self.vae_scale_factor)
+        latent_shape = self.latent_shape(height, width)
         jobs = [(i, s) for i in range(len(audio_embeds)) for s in seeds]
 
         text = self.encode_text([prompt or ""])
@@ -159,8 +178,7 @@ class SonicPipeline:
                 embeds = audio_embeds[[i for i, _ in chunk]]
                 audio = self.audio_tokens(embeds)
                 null_audio = self.projector.null_tokens(b)
-                latents = torch.stack([initial_latents(s, latent_shape) for _, s in chunk])
-                latents = latents.to(self.device, self.dtype) * self.scheduler.init_noise_sigma
+                latents = self.start_latents([s for _, s in chunk], latent_shape)
                 latents = self.denoise(
                     latents, text.expand(b, -1, -1), audio, null_text.expand(b, -1, -1), null_audio,
                     num_inference_steps, guidance_scale,
@@ -176,7 +194,3 @@ class SonicPipeline:
             eps = self.noise_pred(latents, t, text, audio, null_text, null_audio, guidance_scale)
             latents = self.scheduler.step(eps, t, latents).prev_sample
         return latents
-
-    def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        images = self.vae.decode(latents / self.vae.config.scaling_factor).sample
-        return ((images.float() + 1) / 2).clamp(0, 1).cpu()
