@@ -142,7 +142,9 @@ def method_weights(wildcards):
         return rules.train_competitor.output.weights.format(
             dataset=wildcards.dataset, competitor=wildcards.method
         )
-    raise ValueError(f"{wildcards.method} is scored from evaluation.external, not generated here")
+    raise ValueError(
+        f"{wildcards.method} is scored from evaluation.external, not generated here"
+    )
 
 
 def images_of(method, dataset):

@@ -7,7 +7,7 @@ rule synth:
     log:
         results("logs", "synth", "{dataset}.log"),
     conda:
-        "../envs/sonic.yaml"
+        "../envs/data.yaml"
     threads: 2
     resources:
         mem_mb=2000,
@@ -31,7 +31,7 @@ rule index_dataset:
     log:
         results("logs", "data", "{dataset}_index.log"),
     conda:
-        "../envs/sonic.yaml"
+        "../envs/data.yaml"
     threads: 1
     resources:
         mem_mb=2000,
@@ -54,7 +54,7 @@ rule extract_shard:
     benchmark:
         results("benchmarks", "data", "{dataset}_extract_{shard}.tsv")
     conda:
-        "../envs/sonic.yaml"
+        "../envs/data.yaml"
     threads: 1
     resources:
         mem_mb=4000,
@@ -85,7 +85,7 @@ rule manifest:
     log:
         results("logs", "data", "{dataset}_manifest.log"),
     conda:
-        "../envs/sonic.yaml"
+        "../envs/data.yaml"
     threads: 1
     resources:
         mem_mb=2000,

@@ -16,7 +16,7 @@ rule edit_run:
     benchmark:
         results("benchmarks", "edited", "{edit_method}_{dataset}.tsv")
     conda:
-        "../envs/sonic.yaml"
+        "../envs/evaluate.yaml"
     threads: TRAINING.get("threads", 2)
     resources:
         **TRAIN_RESOURCES,
@@ -43,7 +43,7 @@ rule score_edit:
     log:
         results("logs", "scores_edit", "{edit_method}_{dataset}.log"),
     conda:
-        "../envs/sonic.yaml"
+        "../envs/evaluate.yaml"
     threads: 2
     resources:
         mem_mb=8000,
@@ -67,12 +67,16 @@ rule table2:
         ),
         figures=expand(results("figures", "fig10_{dataset}.png"), dataset=EDIT_DATASETS),
     output:
-        csv=report(results("table2.csv"), caption="../workflow/report/table2.rst", category="Tables"),
+        csv=report(
+            results("table2.csv"),
+            caption="../workflow/report/table2.rst",
+            category="Tables",
+        ),
         md=results("table2.md"),
     log:
         results("logs", "table2.log"),
     conda:
-        "../envs/sonic.yaml"
+        "../envs/evaluate.yaml"
     params:
         paper=PAPER_TABLES,
     shell:
@@ -103,7 +107,7 @@ rule edit_figures:
     log:
         results("logs", "figures", "edit_{dataset}.log"),
     conda:
-        "../envs/sonic.yaml"
+        "../envs/evaluate.yaml"
     threads: TRAINING.get("threads", 2)
     resources:
         **TRAIN_RESOURCES,

@@ -16,7 +16,7 @@ rule train_competitor:
     benchmark:
         results("benchmarks", "train", "{dataset}_{competitor}.tsv")
     conda:
-        "../envs/sonic.yaml"
+        "../envs/train.yaml"
     threads: TRAINING.get("threads", 2)
     resources:
         **TRAIN_RESOURCES,
@@ -44,7 +44,7 @@ rule eval_references:
     log:
         results("logs", "eval", "{dataset}_references.log"),
     conda:
-        "../envs/sonic.yaml"
+        "../envs/evaluate.yaml"
     threads: 2
     resources:
         mem_mb=8000,
@@ -70,7 +70,7 @@ rule generate_eval:
     benchmark:
         results("benchmarks", "generated", "{method}_{dataset}.tsv")
     conda:
-        "../envs/sonic.yaml"
+        "../envs/evaluate.yaml"
     threads: TRAINING.get("threads", 2)
     resources:
         **TRAIN_RESOURCES,
@@ -95,7 +95,7 @@ rule score:
     log:
         results("logs", "scores", "{method}_{dataset}.log"),
     conda:
-        "../envs/sonic.yaml"
+        "../envs/evaluate.yaml"
     threads: 2
     resources:
         mem_mb=8000,
@@ -115,12 +115,16 @@ rule table1:
             rules.score.output.scores, method=TABLE1_METHODS, dataset=DATASETS
         ),
     output:
-        csv=report(results("table1.csv"), caption="../workflow/report/table1.rst", category="Tables"),
+        csv=report(
+            results("table1.csv"),
+            caption="../workflow/report/table1.rst",
+            category="Tables",
+        ),
         md=results("table1.md"),
     log:
         results("logs", "table1.log"),
     conda:
-        "../envs/sonic.yaml"
+        "../envs/evaluate.yaml"
     params:
         paper=PAPER_TABLES,
     shell:
@@ -132,14 +136,18 @@ rule ablation_table:
     input:
         scores=ablation_scores,
     output:
-        csv=report(results("{table}.csv"), caption="../workflow/report/ablations.rst", category="Tables"),
+        csv=report(
+            results("{table}.csv"),
+            caption="../workflow/report/ablations.rst",
+            category="Tables",
+        ),
         md=results("{table}.md"),
     log:
         results("logs", "{table}.log"),
     wildcard_constraints:
         table="table3|table4|tableS1",
     conda:
-        "../envs/sonic.yaml"
+        "../envs/evaluate.yaml"
     params:
         paper=PAPER_TABLES,
     shell:
@@ -166,7 +174,7 @@ rule comparison_grid:
     log:
         results("logs", "figures", "{dataset}_methods.log"),
     conda:
-        "../envs/sonic.yaml"
+        "../envs/evaluate.yaml"
     params:
         runs=lambda w, input: " ".join(
             f"{m}={p}" for m, p in zip(TABLE1_METHODS, input.runs)

@@ -13,7 +13,7 @@ rule clap_features:
     benchmark:
         results("benchmarks", "features", "{dataset}_clap.tsv")
     conda:
-        "../envs/sonic.yaml"
+        "../envs/features.yaml"
     threads: 2
     resources:
         mem_mb=8000,
@@ -37,7 +37,7 @@ rule captions:
     benchmark:
         results("benchmarks", "features", "{dataset}_captions.tsv")
     conda:
-        "../envs/sonic.yaml"
+        "../envs/features.yaml"
     threads: 1
     resources:
         mem_mb=16000,

@@ -7,7 +7,7 @@ rule params:
     log:
         results("logs", "params.log"),
     conda:
-        "../envs/sonic.yaml"
+        "../envs/train.yaml"
     threads: 1
     resources:
         mem_mb=4000,

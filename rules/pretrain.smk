@@ -14,7 +14,7 @@ if PRETRAIN:
         benchmark:
             results("benchmarks", "pretrain", "clip.tsv")
         conda:
-            "../envs/sonic.yaml"
+            "../envs/pretrain.yaml"
         threads: 1
         resources:
             mem_mb=8000,
@@ -37,7 +37,7 @@ if PRETRAIN:
         benchmark:
             results("benchmarks", "pretrain", "clap.tsv")
         conda:
-            "../envs/sonic.yaml"
+            "../envs/pretrain.yaml"
         threads: 1
         resources:
             mem_mb=8000,
@@ -61,7 +61,7 @@ if PRETRAIN:
         benchmark:
             results("benchmarks", "pretrain", "wav2clip.tsv")
         conda:
-            "../envs/sonic.yaml"
+            "../envs/pretrain.yaml"
         threads: 1
         resources:
             mem_mb=8000,
@@ -84,7 +84,7 @@ if PRETRAIN:
         benchmark:
             results("benchmarks", "pretrain", "blip2.tsv")
         conda:
-            "../envs/sonic.yaml"
+            "../envs/pretrain.yaml"
         threads: 1
         resources:
             mem_mb=8000,
@@ -109,7 +109,7 @@ if PRETRAIN:
         benchmark:
             results("benchmarks", "pretrain", "sd.tsv")
         conda:
-            "../envs/sonic.yaml"
+            "../envs/pretrain.yaml"
         threads: 2
         resources:
             mem_mb=8000,

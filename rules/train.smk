@@ -18,7 +18,7 @@ rule train_stage1:
     benchmark:
         results("benchmarks", "train", "{dataset}_stage1_{run}.tsv")
     conda:
-        "../envs/sonic.yaml"
+        "../envs/train.yaml"
     threads: TRAINING.get("threads", 2)
     resources:
         **TRAIN_RESOURCES,
@@ -46,7 +46,7 @@ rule train_stage2:
     benchmark:
         results("benchmarks", "train", "{dataset}_stage2_{variant}.tsv")
     conda:
-        "../envs/sonic.yaml"
+        "../envs/train.yaml"
     threads: TRAINING.get("threads", 2)
     resources:
         **TRAIN_RESOURCES,
