@@ -44,7 +44,7 @@ rule score_edit:
         results("logs", "scores_edit", "{edit_method}_{dataset}.log"),
     conda:
         "../envs/evaluate.yaml"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=8000,
         runtime=60,

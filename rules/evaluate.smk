@@ -45,7 +45,7 @@ rule eval_references:
         results("logs", "eval", "{dataset}_references.log"),
     conda:
         "../envs/evaluate.yaml"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=8000,
         runtime=60,
@@ -96,7 +96,7 @@ rule score:
         results("logs", "scores", "{method}_{dataset}.log"),
     conda:
         "../envs/evaluate.yaml"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=8000,
         runtime=60,
