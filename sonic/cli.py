@@ -245,6 +245,8 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     accepted = inspect.signature(module.main).parameters
     if "threads" in accepted:
         kwargs["threads"] = args.threads
+    if "evaluate" in accepted:
+        kwargs["evaluate"] = (cfg.raw.get("pretrain") or {}).get("evaluate", True)
     if "clip_dir" in accepted:  # models distilled into / conditioned on the miniature CLIP
         kwargs["clip_dir"] = cfg.models.require("clip_ais")
     if "unet_config" in accepted:  # the SD-1.x-shaped UNet's architecture

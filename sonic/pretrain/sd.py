@@ -775,12 +775,13 @@ def build_sd(train_pairs: list[Pair], val_pairs: list[Pair], clip_dir: str | Pat
 
 
 def main(manifests: list[str], out_dir: str, clip_dir: str, seed: int = 0, steps: int | None = None,
-         threads: int | None = None, unet_config: str | Path | None = None) -> dict:
+         threads: int | None = None, unet_config: str | Path | None = None, evaluate: bool = True) -> dict:
     """Build the miniature SD folder from the train split of ``manifests`` and the CLIP in ``clip_dir``.
 
     ``steps``: UNet training steps; the VAE's steps scale with them (same ratio as the defaults).
     ``threads``: torch's CPU thread count (the rule's ``threads:``); ``None`` leaves torch's setting alone.
     ``unet_config``: the UNet architecture JSON (``models.unet_config``); default the demo architecture.
+    ``evaluate``: False skips the text-to-image check (``pretrain.evaluate``; the smoke size turns it off).
     """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if threads is not None:
@@ -790,6 +791,8 @@ def main(manifests: list[str], out_dir: str, clip_dir: str, seed: int = 0, steps
         vae_steps = round(steps * settings.vae_steps / max(1, settings.unet_steps))
         settings = replace(settings, unet_steps=steps, vae_steps=vae_steps,
                            warmup_steps=min(settings.warmup_steps, max(1, steps // 10)))
+    if not evaluate:
+        settings = replace(settings, eval_seeds=0)
     architecture = json.loads(Path(unet_config or DEMO_UNET_CONFIG).read_text())
     train = load_pairs(manifests, ("train",))
     val = load_pairs(manifests, ("val",))
