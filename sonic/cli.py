@@ -469,6 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--norms-png", required=True)
     for q in steps.choices.values():
         q.add_argument("--config", required=True)
+        q.add_argument("--threads", type=int, help="torch CPU threads (Snakemake passes {threads})")
     q = steps.add_parser("table", help="a paper table (CSV + Markdown) from score JSONs")
     q.add_argument("kind", choices=["table1", "table2", "table3", "table4", "tableS1"])
     q.add_argument("--scores", nargs="+", required=True)
@@ -483,7 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     for name, p in sub.choices.items():
-        if name == "data":
+        if name in ("data", "evaluate"):  # their steps take --threads themselves
             continue
         p.add_argument("--threads", type=int, help="torch CPU threads (Snakemake passes {threads})")
     return parser

@@ -61,3 +61,23 @@ def test_workflow_dry_run(target, tmp_path):
                           "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path), "--configfile", str(ROOT / "config.yaml")],
                          cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+
+
+def test_every_evaluation_step_takes_the_rules_threads():
+    """The evaluation rules pass --threads to each `sonic evaluate` step that runs models."""
+    from sonic.cli import build_parser
+
+    common = ["--config", "c.yaml", "--threads", "1"]
+    argv = {
+        "references": ["--manifest", "m", "--out", "o", "--index", "i"],
+        "generate": ["--method", "GlueGen", "--weights", "w", "--manifest", "m", "--clap", "c", "--clap-index", "i",
+                     "--out", "o"],
+        "score": ["--method", "m", "--dataset", "d", "--manifest", "m", "--references", "r", "--references-index",
+                  "i", "--images", "f", "--out", "o"],
+        "edit": ["--method", "PnP", "--weights", "w", "--manifest", "m", "--clap", "c", "--clap-index", "i",
+                 "--cache", "k", "--out", "o"],
+        "figures": ["--weights", "w", "--manifest", "m", "--fig10", "f", "--norms-csv", "c", "--norms-png", "p"],
+    }
+    for step, args in argv.items():
+        parsed = build_parser().parse_args(["evaluate", step, *args, *common])
+        assert parsed.threads == 1 and parsed.step == step
