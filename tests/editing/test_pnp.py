@@ -63,7 +63,7 @@ def test_no_injection_equals_plain_generation_from_x_T(pipe, inversion):
         start = inversion.latents[-1][None].expand(2, -1, -1, -1)
         text, null_text = pipe.encode_text(["a cube"] * 2), pipe.encode_text(["", ""])
         plain = pipe.denoise(start, text, pipe.audio_tokens(e), null_text, pipe.projector.null_tokens(2), STEPS, 8.0)
-    torch.testing.assert_close(z, plain, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(z, plain, rtol=1e-4, atol=1e-4)  # batch layouts differ: float reassociation
 
 
 def test_controller_replaces_target_features_on_schedule(pipe, inversion):
