@@ -85,7 +85,7 @@ class SynthSize:
 
 SIZES: dict[str, SynthSize] = {
     "smoke": SynthSize(
-        gh_videos=3,
+        gh_videos=5,  # enough clips for a validation pair (the metrics need two references)
         gh_duration=(20.0, 23.0),
         gh_materials=GREATEST_HITS_MATERIALS[:3],
         landscape_classes=("fire crackling", "underwater bubbling", "wind noise"),
