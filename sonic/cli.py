@@ -495,7 +495,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
-    _set_threads(args.threads)
+    _set_threads(getattr(args, "threads", None))  # the table and grid steps run no model
     from sonic.config import ConfigError
 
     try:

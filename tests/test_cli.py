@@ -81,3 +81,17 @@ def test_every_evaluation_step_takes_the_rules_threads():
     for step, args in argv.items():
         parsed = build_parser().parse_args(["evaluate", step, *args, *common])
         assert parsed.threads == 1 and parsed.step == step
+
+
+def test_table_step_runs_without_threads(tmp_path):
+    """`sonic evaluate table` takes no --threads (it runs no model) and still runs through main()."""
+    import json as json_mod
+
+    from sonic.cli import main
+
+    score = {"dataset": "ravdess", "method": "SonicDiffusion", "AIS": 0.5, "AIC": 0.25, "IIS": 0.5, "FID": 10.0,
+             "images": 4, "missing": 0}
+    (tmp_path / "s.json").write_text(json_mod.dumps(score))
+    assert main(["evaluate", "table", "table1", "--scores", str(tmp_path / "s.json"), "--out",
+                 str(tmp_path / "t.csv"), "--markdown", str(tmp_path / "t.md")]) == 0
+    assert "| ravdess | SonicDiffusion | 0.5000 | 0.2500 |" in (tmp_path / "t.md").read_text()
