@@ -93,6 +93,7 @@ def edit_run(cfg, method: str, weights: str, manifest: str | Path, clap: str | P
         raise ValueError(f"unknown editing method {method!r}; one of {EDIT_METHODS}")
     ed = cfg.raw.get("editing") or {}
     steps = ed.get("steps") or cfg.generation.steps
+    guidance = ed.get("guidance_scale") or cfg.generation.guidance_scale
     pnp = PnPConfig(f_t=ed.get("f_t", 0.8), attn_t=ed.get("attn_t", 0.5),
                     resnets=tuple(tuple(r) if isinstance(r, list) else r for r in (ed.get("resnets") or [(1, 1)])))
     jobs = eval_jobs(manifest, 1)
@@ -112,7 +113,7 @@ def edit_run(cfg, method: str, weights: str, manifest: str | Path, clap: str | P
         source_tensors.append(source)
         for start in range(0, len(clips), batch):
             idx = list(range(start, min(start + batch, len(clips))))
-            images = edit(pipe, source, num_inference_steps=steps, guidance_scale=cfg.generation.guidance_scale,
+            images = edit(pipe, source, num_inference_steps=steps, guidance_scale=guidance,
                           cache=cache, config=pnp, batch_size=batch, **condition(embeds[idx], idx))
             for i, image in zip(idx, to_pil(images)):
                 path = out / image_name(clips[i], j)

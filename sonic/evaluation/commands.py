@@ -130,7 +130,8 @@ def figures(cfg: Config, weights: str, manifest: str, fig10: str, norms_csv: str
     steps = ed.get("steps") or cfg.generation.steps
     source = load_images([str(source_images(manifest, ed.get("sources"), 1)[0])], cfg.generation.resolution)[0]
     figure10(pipe, source, waves[0], waves[1], fig10, num_inference_steps=steps,
-             guidance_scale=cfg.generation.guidance_scale, batch_size=cfg.generation.batch_size)
+             guidance_scale=ed.get("guidance_scale") or cfg.generation.guidance_scale,
+             batch_size=cfg.generation.batch_size)
     embeds = pipe.embed_audio([np.asarray(w) for w in waves])
     rows = gate_norms(pipe, embeds, num_inference_steps=steps, guidance_scale=cfg.generation.guidance_scale)
     save_gate_norms(rows, norms_csv, norms_png)
