@@ -66,6 +66,7 @@ rule table2:
             dataset=EDIT_DATASETS,
         ),
         figures=expand(results("figures", "fig10_{dataset}.png"), dataset=EDIT_DATASETS),
+        grids=expand(results("figures", "{dataset}_edits.png"), dataset=EDIT_DATASETS),
     output:
         csv=report(
             results("table2.csv"),
@@ -117,3 +118,30 @@ rule edit_figures:
         "sonic evaluate figures --config {params.config:q} --weights {input.weights:q} "
         "--manifest {input.manifest:q} --fig10 {output.fig10:q} --norms-csv {output.norms_csv:q} "
         "--norms-png {output.norms_png:q} --threads {threads} > {log:q} 2>&1"
+
+
+rule edit_grid:
+    input:
+        manifest=rules.manifest.output.manifest,
+        runs=lambda w: [
+            rules.edit_run.output.images.format(edit_method=m, dataset=w.dataset)
+            for m in EDIT_METHODS
+        ],
+    output:
+        png=report(
+            results("figures", "{dataset}_edits.png"),
+            caption="../workflow/report/edit_grid.rst",
+            category="Edited images",
+            subcategory="{dataset}",
+        ),
+    log:
+        results("logs", "figures", "{dataset}_edits.log"),
+    conda:
+        "../envs/evaluate.yaml"
+    params:
+        runs=lambda w, input: " ".join(
+            f"{m}={p}" for m, p in zip(EDIT_METHODS, input.runs)
+        ),
+    shell:
+        "sonic evaluate grid --edits --manifest {input.manifest:q} --runs {params.runs} "
+        "--out {output.png:q} > {log:q} 2>&1"

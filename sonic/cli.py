@@ -293,7 +293,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         from sonic.evaluation.figures import comparison_grid
 
         runs = dict(r.split("=", 1) for r in args.runs)
-        comparison_grid(args.manifest, runs, args.out)
+        comparison_grid(args.manifest, runs, args.out, edits=args.edits)
         return 0
     cfg = config_mod.load(args.config)
     if args.step == "references":
@@ -480,6 +480,8 @@ def build_parser() -> argparse.ArgumentParser:
     q = steps.add_parser("grid", help="report figure: generated images per method beside the ground-truth frames")
     q.add_argument("--manifest", required=True)
     q.add_argument("--runs", nargs="+", required=True, help="METHOD=FOLDER of generated images")
+    q.add_argument("--edits", action="store_true",
+                   help="the runs are editing runs: show the source image (of source 0) instead of the frame")
     q.add_argument("--out", required=True, help="PNG")
     p.set_defaults(func=cmd_evaluate)
 

@@ -86,7 +86,6 @@ def edit_run(cfg, method: str, weights: str, manifest: str | Path, clap: str | P
     from sonic import registry
     from sonic.editing.inversion import InversionCache, model_identity
     from sonic.editing.pnp import PnPConfig, edit
-    from sonic.evaluation.clip_scores import image_features, zero_shot
     from sonic.evaluation.references import load_images
 
     if method not in EDIT_METHODS:
@@ -124,24 +123,42 @@ def edit_run(cfg, method: str, weights: str, manifest: str | Path, clap: str | P
     table = pd.DataFrame(written, columns=RUN_COLUMNS + ["source"])
     write_csv(table, out / "manifest.csv")
 
-    clip_eval = registry.load_clip(cfg, "clip_eval")
-    src_emb = image_features(clip_eval, torch.stack(source_tensors))  # (S, D)
-    edit_emb = image_features(clip_eval, load_images(table["path"].tolist(), size))  # (S * K, D)
-    own = torch.tensor(table["seed"].tolist())
-    to_own = (edit_emb * src_emb[own]).sum(-1)
-    others = [(edit_emb[k] @ src_emb[[s for s in range(len(sources)) if s != own[k]]].T).mean()
-              for k in range(len(table))] if len(sources) > 1 else []
-    names = sorted(set(read_csv(manifest)["label"].astype(str)))
-    src_pred = zero_shot(clip_eval, torch.stack(source_tensors), names)
-    structure = {
-        "method": method, "sources": [str(s) for s in sources], "edits": len(table),
-        "source_similarity": float(to_own.mean()),
-        "other_source_similarity": float(torch.stack(others).mean()) if others else None,
-        "source_AIC": sum(src_pred[s] == lab for s, lab in zip(table["seed"], table["label"])) / len(table),
-        "inversion_cache": {"hits": cache.hits, "misses": cache.misses},
-    }
+    sources_batch = torch.stack(source_tensors)
+    structure = {"method": method, "sources": [str(s) for s in sources], "edits": len(table),
+                 **structure_scores(registry.load_clip(cfg, "clip_eval"), sources_batch,
+                                    load_images(table["path"].tolist(), size), torch.tensor(table["seed"].tolist()),
+                                    table["label"].tolist(), sorted(set(read_csv(manifest)["label"].astype(str)))),
+                 "inversion_cache": {"hits": cache.hits, "misses": cache.misses}}
     (out / "structure.json").write_text(json.dumps(structure, indent=2) + "\n")
-    log.info("%s: %d edits of %d sources; source similarity %.3f (other sources %s), source AIC %.3f", method,
-             len(table), len(sources), structure["source_similarity"], structure["other_source_similarity"],
+    log.info("%s: %d edits of %d sources; CLIP similarity to the source %.3f (other sources %s), edge SSIM %.3f "
+             "(other sources %s), source AIC %.3f", method, len(table), len(sources), structure["source_similarity"],
+             structure["other_source_similarity"], structure["edge_ssim"], structure["other_edge_ssim"],
              structure["source_AIC"])
     return table
+
+
+def structure_scores(clip_eval, sources: torch.Tensor, edits: torch.Tensor, own: torch.Tensor, labels: list[str],
+                     names: list[str]) -> dict:
+    """How much of its source each edit keeps, against the other sources as the baseline: cosine similarity in the
+    ``clip_eval`` image space and SSIM of edge maps; and the AIC of the unedited sources (where the edits start).
+    ``own[k]`` is the index in ``sources`` of edit k's source, ``labels[k]`` the class of its audio."""
+    from sonic.evaluation.clip_scores import image_features, zero_shot
+    from sonic.metrics.structure import edge_ssim_matrix
+
+    n = len(sources)
+    others = [[s for s in range(n) if s != int(own[k])] for k in range(len(edits))]
+    cosine = image_features(clip_eval, edits) @ image_features(clip_eval, sources).T  # (E, S)
+    ssim = edge_ssim_matrix(edits, sources)  # (E, S)
+    rows = torch.arange(len(edits))
+
+    def versus_others(m: torch.Tensor) -> float | None:
+        return float(torch.stack([m[k, o].mean() for k, o in enumerate(others)]).mean()) if n > 1 else None
+
+    predicted = zero_shot(clip_eval, sources, names)
+    return {
+        "source_similarity": float(cosine[rows, own].mean()),
+        "other_source_similarity": versus_others(cosine),
+        "edge_ssim": float(ssim[rows, own].mean()),
+        "other_edge_ssim": versus_others(ssim),
+        "source_AIC": sum(predicted[int(s)] == lab for s, lab in zip(own, labels)) / len(edits),
+    }

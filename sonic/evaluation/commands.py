@@ -86,7 +86,9 @@ def score(cfg: Config, method: str, dataset: str, manifest: str, refs: str, refs
     structure = Path(images) / "structure.json"
     if structure.is_file():
         s = json.loads(structure.read_text())
-        result.update({k: s[k] for k in ("source_similarity", "other_source_similarity", "source_AIC")})
+        from sonic.evaluation.tables import EDIT_COLUMNS
+
+        result.update({k: s[k] for k in EDIT_COLUMNS if k in s})
     Path(out).write_text(json.dumps(result, indent=2) + "\n")
     return result
 

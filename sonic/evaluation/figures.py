@@ -1,5 +1,6 @@
 """Figures of the report: per dataset, a grid of generated images per method beside the ground-truth frames of
-the same audios (one row per evaluation clip, seed 0)."""
+the same audios (one row per evaluation clip, seed 0); for editing runs, the same grid beside the source image
+that every audio edited."""
 
 from __future__ import annotations
 
@@ -12,16 +13,22 @@ from sonic.evaluation.runs import image_name
 
 
 def comparison_grid(manifest: str | Path, runs: dict[str, str | Path], out: str | Path, max_clips: int = 8,
-                    cell: int = 96, seed: int = 0) -> Path:
+                    cell: int = 96, seed: int = 0, edits: bool = False) -> Path:
     """Rows: up to ``max_clips`` evaluation clips (one per class first); columns: the ground-truth frame, then
-    each method's image of that clip (``seed``), a grey cell where a method has no image."""
+    each method's image of that clip (``seed``), a grey cell where a method has no image. With ``edits`` the runs
+    are editing runs (``seed`` is the source's index) and the first column is that source image, read from the
+    first run's ``manifest.csv``."""
     table = read_csv(manifest)
     chosen = table[table["eval"].astype(str).str.lower() == "true"]
     firsts = chosen.drop_duplicates("label")
     rows = list(firsts.itertuples(index=False)) + list(chosen.drop(firsts.index).itertuples(index=False))
     rows = rows[:max_clips]
     header, label_w = 18, 110
-    columns = ["ground truth", *runs]
+    first = "ground truth"
+    if edits:
+        first, made = "source", read_csv(Path(next(iter(runs.values()))) / "manifest.csv")
+        source = Path(made.loc[made["seed"] == seed, "source"].iloc[0])
+    columns = [first, *runs]
     grid = Image.new("RGB", (label_w + cell * len(columns), header + cell * len(rows)), "white")
     draw = ImageDraw.Draw(grid)
     for j, name in enumerate(columns):
@@ -29,7 +36,7 @@ def comparison_grid(manifest: str | Path, runs: dict[str, str | Path], out: str 
     for i, row in enumerate(rows):
         y = header + i * cell
         draw.text((3, y + cell // 2 - 6), f"{row.label}"[:18], fill="black")
-        paths = [Path(row.frame)] + [Path(folder) / image_name(row.clip_id, seed) for folder in runs.values()]
+        paths = [source if edits else Path(row.frame)] + [Path(folder) / image_name(row.clip_id, seed) for folder in runs.values()]
         for j, path in enumerate(paths):
             if path.is_file():
                 with Image.open(path) as im:

@@ -17,7 +17,6 @@ from tqdm.auto import tqdm
 
 from sonic.data.tables import read_csv, write_csv
 from sonic.features import load_clap_cache
-from sonic.models.pipeline import to_pil
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +42,8 @@ def generate_run(generator, jobs: pd.DataFrame, clap: str | Path, clap_index: st
                  prompt: str | None = None) -> pd.DataFrame:
     """Generate every (clip, seed) of ``jobs`` with ``generator`` (the :class:`~sonic.models.pipeline.SonicPipeline`
     call interface: CLAP embeddings, seeds -> images, audio-major) and write the images and ``manifest.csv``."""
+    from sonic.models.pipeline import to_pil  # here: scoring imports this module and needs no diffusers
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     embeddings, rows = load_clap_cache(clap, clap_index)

@@ -16,7 +16,7 @@ import pandas as pd
 from sonic.data.tables import read_csv, write_csv
 
 METRICS = ["AIS", "AIC", "IIS", "FID"]
-EDIT_COLUMNS = ["source_similarity", "other_source_similarity", "source_AIC"]
+EDIT_COLUMNS = ["source_similarity", "other_source_similarity", "edge_ssim", "other_edge_ssim", "source_AIC"]
 PAPER_DATASET = {"landscape": "landscape_itw"}  # our dataset key -> the paper tables' name
 
 # kind -> (row key, paper file, the row names the paper uses for our variants)

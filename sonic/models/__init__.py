@@ -1,14 +1,25 @@
-"""Model core: audio projector, gated audio cross-attention, generation pipeline, weights I/O."""
+"""Model core: audio projector, gated audio cross-attention, generation pipeline, weights I/O.
 
-from sonic.models.adapters import PRESETS, AudioAdapters, cross_attention_layers, find_adapters, install_adapters
-from sonic.models.projector import AudioProjector, ProjectorConfig
+The names below are resolved on first use, so ``import sonic.models.audio_encoder`` (feature extraction, scoring)
+does not pay for importing diffusers.
+"""
 
-__all__ = [
-    "PRESETS",
-    "AudioAdapters",
-    "AudioProjector",
-    "ProjectorConfig",
-    "cross_attention_layers",
-    "find_adapters",
-    "install_adapters",
-]
+import importlib
+
+_LAZY = {
+    "PRESETS": "sonic.models.adapters",
+    "AudioAdapters": "sonic.models.adapters",
+    "cross_attention_layers": "sonic.models.adapters",
+    "find_adapters": "sonic.models.adapters",
+    "install_adapters": "sonic.models.adapters",
+    "AudioProjector": "sonic.models.projector",
+    "ProjectorConfig": "sonic.models.projector",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'sonic.models' has no attribute {name!r}")
+    return getattr(importlib.import_module(_LAZY[name]), name)

@@ -11,7 +11,7 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from sonic import config as config_mod
-from sonic.editing.runs import edit_run, source_images
+from sonic.editing.runs import edit_run, source_images, structure_scores
 from sonic.evaluation.runs import collect_folder, eval_jobs
 from tests.tiny import AUDIO_DIM, tiny_config_dict, write_clip_folder, write_sd_folder
 
@@ -78,6 +78,7 @@ def test_edit_runs_share_one_inversion_per_source(world, tmp_path):
     s = json.loads((tmp_path / "sonic" / "structure.json").read_text())
     assert s["inversion_cache"] == {"hits": 0, "misses": 2}
     assert -1 <= s["source_similarity"] <= 1 and 0 <= s["source_AIC"] <= 1
+    assert -1 <= s["other_edge_ssim"] <= 1 and -1 <= s["edge_ssim"] <= 1
 
     pnp = edit_run(cfg, "PnP", str(root / "weights"), *args, tmp_path / "pnp", cache)
     s = json.loads((tmp_path / "pnp" / "structure.json").read_text())
@@ -89,3 +90,18 @@ def test_edit_runs_share_one_inversion_per_source(world, tmp_path):
     assert np.abs(a - b).mean() > 0
     with pytest.raises(ValueError, match="unknown editing method"):
         edit_run(cfg, "CoDi", str(root / "weights"), *args, tmp_path / "x", cache)
+
+
+def test_structure_scores_of_unchanged_sources(world):
+    """Edits that are their sources: edge SSIM 1 and CLIP similarity 1 to the own source, less to the others."""
+    from sonic import registry
+    from sonic.evaluation.references import load_images
+
+    root, cfg, manifest = world
+    sources = load_images([str(p) for p in source_images(manifest, None, 2)], cfg.generation.resolution)
+    own = torch.tensor([0, 1, 1])
+    s = structure_scores(registry.load_clip(cfg, "clip_eval"), sources, sources[own], own, ["fire", "rain", "fire"],
+                         ["fire", "rain"])
+    assert s["edge_ssim"] == pytest.approx(1.0, abs=1e-5) and s["source_similarity"] == pytest.approx(1.0, abs=1e-5)
+    assert s["other_edge_ssim"] < 0.9 and s["other_source_similarity"] < 1.0
+    assert 0 <= s["source_AIC"] <= 1

@@ -189,3 +189,39 @@ def test_ablation_tables_key_rows_by_variant(tmp_path):
     assert table["variant"].tolist() == ["mid_and_decoder", "all_layers"]  # the paper's name for the default
     with pytest.raises(ValueError, match="more than one score"):
         tables.collect(files + [files[0]], "tableS1")
+
+
+def test_comparison_grids_place_frames_sources_and_missing_cells(tmp_path):
+    """One row per eval clip (one per class first), the ground-truth frame or the edit source in column 0, each run's
+    image of the clip beside it, grey where a run has none."""
+    from PIL import Image
+
+    from sonic.evaluation.figures import comparison_grid
+
+    table = read_csv(write_manifest(tmp_path / "m.csv"))
+    colours = {"rain": (0, 0, 255), "fire": (255, 0, 0), "wind": (0, 255, 0)}
+    table["frame"] = ""
+    for i, row in table.iterrows():
+        table.loc[i, "frame"] = str(tmp_path / f"{row.clip_id}.png")
+        Image.new("RGB", (16, 16), colours[row.label]).save(table.loc[i, "frame"])
+    table.to_csv(tmp_path / "m.csv", index=False)
+    source = tmp_path / "source.png"
+    Image.new("RGB", (16, 16), (255, 255, 0)).save(source)
+    run = tmp_path / "run"
+    run.mkdir()
+    evals = table[table["eval"]]
+    for clip in evals["clip_id"][:-1]:  # the last clip has no image
+        Image.new("RGB", (16, 16), (255, 255, 255)).save(run / image_name(clip, 0))
+    pd.DataFrame({"clip_id": evals["clip_id"], "seed": 0, "source": str(source)}).to_csv(run / "manifest.csv",
+                                                                                        index=False)
+    cell, header, label_w = 96, 18, 110
+
+    def pixel(grid, row, col):
+        return grid.getpixel((label_w + col * cell + cell // 2, header + row * cell + cell // 2))
+
+    grid = Image.open(comparison_grid(tmp_path / "m.csv", {"ours": run}, tmp_path / "g.png"))
+    assert grid.size == (label_w + 2 * cell, header + 3 * cell)
+    assert [pixel(grid, r, 0) for r in range(3)] == [colours[lab] for lab in evals["label"]]
+    assert pixel(grid, 0, 1) == (255, 255, 255) and pixel(grid, 2, 1) == (204, 204, 204)  # missing: grey
+    grid = Image.open(comparison_grid(tmp_path / "m.csv", {"ours": run}, tmp_path / "e.png", edits=True))
+    assert [pixel(grid, r, 0) for r in range(3)] == [(255, 255, 0)] * 3
