@@ -111,6 +111,7 @@ if PRETRAIN:
         conda:
             "../envs/pretrain.yaml"
         threads: 2
+        priority: 10  # start of the longest chain: SD -> stage 1 -> stage 2 -> generation -> scores
         resources:
             mem_mb=8000,
             runtime=60,
