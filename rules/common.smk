@@ -86,6 +86,7 @@ TRAIN_RESOURCES = {
 
 
 wildcard_constraints:
+    dataset="[^/]+",
     variant="|".join(VARIANTS),
     run="|".join(sorted({r for r in STAGE1_RUN.values() if r})),
 

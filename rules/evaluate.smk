@@ -11,6 +11,12 @@ rule train_competitor:
         sd=model_input("sd"),
     output:
         weights=directory(results("train", "{dataset}", "{competitor}", "weights")),
+        loss=report(
+            results("train", "{dataset}", "{competitor}", "loss.png"),
+            caption="../workflow/report/loss.rst",
+            category="Training",
+            subcategory="{dataset}",
+        ),
     log:
         results("logs", "train", "{dataset}_{competitor}.log"),
     benchmark:

@@ -108,10 +108,10 @@ if PRETRAIN:
             results("logs", "pretrain", "sd.log"),
         benchmark:
             results("benchmarks", "pretrain", "sd.tsv")
+        priority: 10  # start of the longest chain: SD -> stage 1 -> stage 2 -> generation -> scores
         conda:
             "../envs/pretrain.yaml"
         threads: 2
-        priority: 10  # start of the longest chain: SD -> stage 1 -> stage 2 -> generation -> scores
         resources:
             mem_mb=8000,
             runtime=60,

@@ -13,6 +13,12 @@ rule train_stage1:
         projector=directory(
             results("train", "{dataset}", "stage1", "{run}", "projector")
         ),
+        loss=report(
+            results("train", "{dataset}", "stage1", "{run}", "loss.png"),
+            caption="../workflow/report/loss.rst",
+            category="Training",
+            subcategory="{dataset}",
+        ),
     log:
         results("logs", "train", "{dataset}_stage1_{run}.log"),
     benchmark:
@@ -41,6 +47,12 @@ rule train_stage2:
         projector=stage1_projector,
     output:
         weights=directory(results("train", "{dataset}", "{variant}", "weights")),
+        loss=report(
+            results("train", "{dataset}", "{variant}", "loss.png"),
+            caption="../workflow/report/loss.rst",
+            category="Training",
+            subcategory="{dataset}",
+        ),
     log:
         results("logs", "train", "{dataset}_stage2_{variant}.log"),
     benchmark:

@@ -224,9 +224,11 @@ def run(
             _save_checkpoint(out, step, raw_model, optimizer, scheduler, s.checkpoints_total_limit, run_id)
     bar.close()
     acc.wait_for_everyone()
-    if acc.is_main_process and rows:
-        _write_rows(csv_path, rows, fields or list(rows[-1]))
-        plot_losses(csv_path, out / "loss.png", desc)
+    if acc.is_main_process:
+        if rows:
+            _write_rows(csv_path, rows, fields or list(rows[-1]))
+        if csv_path.exists():  # also after a resume from the last checkpoint (no new rows): the report shows it
+            plot_losses(csv_path, out / "loss.png", desc)
     last = rows[-10:]
     return {
         "steps": s.steps,
