@@ -85,6 +85,11 @@ TRAIN_RESOURCES = {
 }  # gpu: 0 is left out
 
 
+def budget(wildcards):
+    """The dataset's factor on every training run's steps (training.budget; 1 where unnamed)."""
+    return float((TRAINING.get("budget") or {}).get(wildcards.dataset, 1.0))
+
+
 wildcard_constraints:
     dataset="[^/]+",
     variant="|".join(VARIANTS),

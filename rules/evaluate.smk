@@ -30,11 +30,13 @@ rule train_competitor:
         config=CONFIG,
         settings=lambda w: (config.get("competitors") or {}).get(w.competitor.lower()),
         method=lambda w: w.competitor.lower(),
+        budget=budget,
         out=lambda w: results("train", w.dataset, w.competitor),
     shell:
         "sonic train {params.method} --config {params.config:q} "
         "--manifest {input.manifest:q} --clap {input.clap:q} --clap-index {input.clap_index:q} "
-        "--captions {input.captions:q} --out {params.out:q} --threads {threads} > {log:q} 2>&1"
+        "--captions {input.captions:q} --out {params.out:q} --budget {params.budget} "
+        "--threads {threads} > {log:q} 2>&1"
 
 
 rule eval_references:

@@ -31,11 +31,13 @@ rule train_stage1:
     params:
         config=CONFIG,
         settings=lambda w: variants.stage1_identity(config, w.run),
+        budget=budget,
         out=lambda w: results("train", w.dataset, "stage1", w.run),
     shell:
         "sonic train stage1 --config {params.config:q} --variant {wildcards.run} "
         "--manifest {input.manifest:q} --clap {input.clap:q} --clap-index {input.clap_index:q} "
-        "--captions {input.captions:q} --out {params.out:q} --threads {threads} > {log:q} 2>&1"
+        "--captions {input.captions:q} --out {params.out:q} --budget {params.budget} "
+        "--threads {threads} > {log:q} 2>&1"
 
 
 rule train_stage2:
@@ -68,8 +70,10 @@ rule train_stage2:
         projector=lambda w, input: (
             f"--projector {input.projector}" if input.projector else ""
         ),
+        budget=budget,
         out=lambda w: results("train", w.dataset, w.variant),
     shell:
         "sonic train stage2 --config {params.config:q} --variant {wildcards.variant} "
         "--manifest {input.manifest:q} --clap {input.clap:q} --clap-index {input.clap_index:q} "
-        "{params.projector} --out {params.out:q} --threads {threads} > {log:q} 2>&1"
+        "{params.projector} --out {params.out:q} --budget {params.budget} "
+        "--threads {threads} > {log:q} 2>&1"

@@ -270,13 +270,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         from sonic import competitors
 
         summary = competitors.train(cfg, args.stage, args.manifest, args.clap, args.clap_index, args.captions,
-                                    args.out)
+                                    args.out, budget=args.budget)
     elif args.stage == "stage1":
         if not args.captions:
             raise config_mod.ConfigError("sonic train stage1 needs --captions (the BLIP-2 captions CSV)")
-        summary = run.stage1(cfg, captions=args.captions, **common)
+        summary = run.stage1(cfg, captions=args.captions, budget=args.budget, **common)
     else:
-        summary = run.stage2(cfg, projector=args.projector, **common)
+        summary = run.stage2(cfg, projector=args.projector, budget=args.budget, **common)
     print(json_mod.dumps(summary, indent=2))
     return 0
 
@@ -423,6 +423,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--captions", help="stage1: BLIP-2 captions CSV")
     p.add_argument("--projector", help="stage2: the stage-1 projector folder (omit for a variant without stage 1)")
     p.add_argument("--out", required=True, help="run folder: checkpoints, losses.csv, loss.png, final weights")
+    p.add_argument("--budget", type=float, default=1.0,
+                   help="factor on the configured steps (the dataset's training.budget; Snakemake passes it)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("features", help="per-dataset caches: CLAP embeddings, BLIP-2 captions of training frames")

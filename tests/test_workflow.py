@@ -87,6 +87,23 @@ def test_variants_share_stage1_runs(tmp_path):
     assert counts["clap_features"] == 1  # the one dataset's CLAP cache, shared by every variant
 
 
+def test_training_budget_scales_every_training_run_of_one_dataset(tmp_path):
+    """training.budget.<dataset> reaches stage 1, stage 2 and both competitors of that dataset, and no other."""
+    overlay = tmp_path / "budget.yaml"
+    overlay.write_text("training:\n  budget: {ravdess: 3}\n")
+    targets = [f"results/train/{d}/{r}/weights" for d in ("ravdess", "landscape") for r in ("full", "AudioToken",
+                                                                                              "GlueGen")]
+    cmd = [str(BIN / "snakemake"), *targets, "-n", "-p", "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path),
+           "--configfile", str(ROOT / "config.yaml"), str(overlay)]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    commands = re.findall(r"Shell command: (sonic train .*)", out.stdout + out.stderr)
+    assert len(commands) == 8  # stage 1, stage 2 and two competitors per dataset
+    for command in commands:
+        expected = "--budget 3.0" if "results/data/ravdess/" in command else "--budget 1.0"
+        assert expected in command, command
+
+
 def paper_dry_run(tmp_path: Path, *targets: str) -> str:
     """A dry run on the paper configuration; the real model folders and files are stood in for by empty ones."""
     for folder in ("stable-diffusion-v1-4", "clap-htsat-unfused", "blip2-opt-2.7b", "clip-vit-base-patch32",

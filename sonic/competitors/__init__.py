@@ -51,22 +51,24 @@ def _loop_settings(cfg: Config, steps: int, progress: bool):
 
 
 def train(cfg: Config, method: str, manifest: str, clap: str, clap_index: str, captions: str | None, out: str,
-          progress: bool = True) -> dict:
+          progress: bool = True, budget: float = 1.0) -> dict:
     """Train ``method`` on the train clips of one dataset into ``out`` (``out/weights`` is what
     :func:`load_generator` reads); returns the summary also written to ``out/summary.json``.
 
     ``captions`` is accepted for a uniform rule interface and unused: AudioToken trains on frames with the
-    placeholder prompt, GlueGen on label prompts."""
+    placeholder prompt, GlueGen on label prompts. ``budget`` is the dataset's factor on the configured steps, the
+    same as SonicDiffusion's (``training.budget``)."""
     from sonic import registry
     from sonic.training.data import load_clip_set
     from sonic.training.loop import fingerprint
+    from sonic.training.run import scaled_steps
 
     s = settings(cfg, method)
     clips = load_clip_set(manifest, clap, clap_index)
     if clips.clap.shape[1] != cfg.audio_encoder.embed_dim:
         raise ConfigError(f"{clap}: {clips.clap.shape[1]}-d embeddings, but audio_encoder.embed_dim is "
                           f"{cfg.audio_encoder.embed_dim}")
-    loop_settings = _loop_settings(cfg, s.steps, progress)
+    loop_settings = _loop_settings(cfg, scaled_steps(s.steps, budget), progress)
     meta = {"dataset": Path(manifest).parent.name}
     if method == "audiotoken":
         run_id = fingerprint([manifest, clap, clap_index, cfg.models.sd], method=method, settings=s,

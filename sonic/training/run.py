@@ -59,12 +59,21 @@ def _projector_config(cfg: Config, variant_plan: dict, token_dim: int) -> Projec
                            num_blocks=p.num_blocks, num_heads=p.num_heads, attn_dim=p.attn_dim)
 
 
-def _loop(cfg: Config, variant_plan: dict, steps: int, progress: bool = True) -> LoopSettings:
-    return LoopSettings(steps=steps, seed=cfg.seed, progress=progress, **variant_plan["loop"])
+def scaled_steps(steps: int, budget: float) -> int:
+    """The configured ``steps`` times a dataset's ``training.budget`` factor (at least one step)."""
+    if budget <= 0:
+        raise ConfigError(f"training budget factor must be positive, got {budget}")
+    return max(1, round(steps * budget))
 
 
-def stage1(cfg: Config, variant: str, manifest: str, clap: str, clap_index: str, captions: str, out: str) -> dict:
-    """Train the stage-1 projector of ``variant`` on the train clips of one dataset."""
+def _loop(cfg: Config, variant_plan: dict, steps: int, budget: float = 1.0, progress: bool = True) -> LoopSettings:
+    return LoopSettings(steps=scaled_steps(steps, budget), seed=cfg.seed, progress=progress, **variant_plan["loop"])
+
+
+def stage1(cfg: Config, variant: str, manifest: str, clap: str, clap_index: str, captions: str, out: str,
+           budget: float = 1.0) -> dict:
+    """Train the stage-1 projector of ``variant`` on the train clips of one dataset (``budget``: factor on the
+    configured steps)."""
     p = plan(cfg, variant)
     if p["stage1"] is None:
         raise ConfigError(f"variant {variant!r} has no stage 1 (training.variants.{variant}.stage1 is null)")
@@ -72,16 +81,17 @@ def stage1(cfg: Config, variant: str, manifest: str, clap: str, clap_index: str,
     text_encoder, tokenizer = registry.load_text_encoder(cfg)
     proj_cfg = _projector_config(cfg, p, text_encoder.config.hidden_size)
     targets = caption_tokens(text_encoder, tokenizer, clips.captions, proj_cfg.num_tokens)
-    loop_settings = _loop(cfg, p, p["stage1"].steps)
+    loop_settings = _loop(cfg, p, p["stage1"].steps, budget)
     run_id = fingerprint([manifest, clap, clap_index, captions, Path(cfg.models.sd) / "text_encoder"],
                          stage1=p["stage1"], projector=proj_cfg, loop=loop_settings)
     return train_stage1(clips, targets, proj_cfg, p["stage1"], loop_settings, out, run_id)
 
 
 def stage2(cfg: Config, variant: str, manifest: str, clap: str, clap_index: str, projector: str | None,
-           out: str) -> dict:
+           out: str, budget: float = 1.0) -> dict:
     """Tune the adapters (and projector) of ``variant`` on the train clips of one dataset, starting from the
-    stage-1 projector folder ``projector`` (None: a fresh projector, the ``no_stage1`` ablation)."""
+    stage-1 projector folder ``projector`` (None: a fresh projector, the ``no_stage1`` ablation); ``budget``:
+    factor on the configured steps."""
     p = plan(cfg, variant)
     if (p["stage1"] is None) != (projector is None):
         raise ConfigError(f"variant {variant!r}: " + ("has no stage 1 but a projector was given" if projector
@@ -99,7 +109,7 @@ def stage2(cfg: Config, variant: str, manifest: str, clap: str, clap_index: str,
         model = load_projector(projector)
         if model.config != proj_cfg:
             raise ConfigError(f"{projector}: projector {model.config} does not match variant {variant!r} ({proj_cfg})")
-    loop_settings = _loop(cfg, p, p["stage2"].steps)
+    loop_settings = _loop(cfg, p, p["stage2"].steps, budget)
     run_id = fingerprint([manifest, clap, clap_index, cfg.models.sd] + ([projector] if projector else []),
                          stage2=p["stage2"], projector=proj_cfg, placement=p["placement"], loop=loop_settings,
                          resolution=cfg.generation.resolution)

@@ -119,3 +119,13 @@ def test_fingerprint_follows_inputs_and_settings(tmp_path):
     assert loop.fingerprint([data, "hub:org/model"], lr=2e-4) != first
     (data / "a.txt").write_text("22")
     assert loop.fingerprint([data, "hub:org/model"], lr=1e-4) != first
+
+
+def test_budget_factor_scales_the_configured_steps():
+    from sonic.config import ConfigError
+    from sonic.training.run import scaled_steps
+
+    assert scaled_steps(200, 1.0) == 200 and scaled_steps(200, 3) == 600 and scaled_steps(200, 0.25) == 50
+    assert scaled_steps(5, 0.01) == 1  # never zero steps
+    with pytest.raises(ConfigError, match="positive"):
+        scaled_steps(200, 0)
