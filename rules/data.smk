@@ -8,7 +8,7 @@ rule synth:
         results("logs", "synth", "{dataset}.log"),
     conda:
         "../envs/data.yaml"
-    threads: 2
+    threads: THREADS
     resources:
         mem_mb=2000,
         runtime=30,

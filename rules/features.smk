@@ -14,7 +14,8 @@ rule clap_features:
         results("benchmarks", "features", "{dataset}_clap.tsv")
     conda:
         "../envs/features.yaml"
-    threads: 2
+    threads: THREADS
+    priority: 5  # every training run of its dataset waits for it
     resources:
         mem_mb=8000,
         runtime=120,

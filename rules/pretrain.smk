@@ -16,6 +16,7 @@ if PRETRAIN:
         conda:
             "../envs/pretrain.yaml"
         threads: 1
+        priority: 10  # the SD pretraining needs its text tower
         resources:
             mem_mb=8000,
             runtime=60,
@@ -111,7 +112,7 @@ if PRETRAIN:
         priority: 10  # start of the longest chain: SD -> stage 1 -> stage 2 -> generation -> scores
         conda:
             "../envs/pretrain.yaml"
-        threads: 2
+        threads: THREADS
         resources:
             mem_mb=8000,
             runtime=60,
