@@ -12,10 +12,10 @@ rule clap_features:
         results("logs", "features", "{dataset}_clap.log"),
     benchmark:
         results("benchmarks", "features", "{dataset}_clap.tsv")
+    priority: 5  # every training run of its dataset waits for it
     conda:
         "../envs/features.yaml"
     threads: THREADS
-    priority: 5  # every training run of its dataset waits for it
     resources:
         mem_mb=8000,
         runtime=120,

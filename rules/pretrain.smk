@@ -13,10 +13,10 @@ if PRETRAIN:
             results("logs", "pretrain", "clip.log"),
         benchmark:
             results("benchmarks", "pretrain", "clip.tsv")
+        priority: 10  # the SD pretraining needs its text tower
         conda:
             "../envs/pretrain.yaml"
         threads: 1
-        priority: 10  # the SD pretraining needs its text tower
         resources:
             mem_mb=8000,
             runtime=60,
