@@ -123,9 +123,8 @@ def edit_run(cfg, method: str, weights: str, manifest: str | Path, clap: str | P
     table = pd.DataFrame(written, columns=RUN_COLUMNS + ["source"])
     write_csv(table, out / "manifest.csv")
 
-    sources_batch = torch.stack(source_tensors)
     structure = {"method": method, "sources": [str(s) for s in sources], "edits": len(table),
-                 **structure_scores(registry.load_clip(cfg, "clip_eval"), sources_batch,
+                 **structure_scores(registry.load_clip(cfg, "clip_eval"), torch.stack(source_tensors),
                                     load_images(table["path"].tolist(), size), torch.tensor(table["seed"].tolist()),
                                     table["label"].tolist(), sorted(set(read_csv(manifest)["label"].astype(str)))),
                  "inversion_cache": {"hits": cache.hits, "misses": cache.misses}}

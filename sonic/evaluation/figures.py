@@ -36,7 +36,8 @@ def comparison_grid(manifest: str | Path, runs: dict[str, str | Path], out: str 
     for i, row in enumerate(rows):
         y = header + i * cell
         draw.text((3, y + cell // 2 - 6), f"{row.label}"[:18], fill="black")
-        paths = [source if edits else Path(row.frame)] + [Path(folder) / image_name(row.clip_id, seed) for folder in runs.values()]
+        paths = [source if edits else Path(row.frame)]
+        paths += [Path(folder) / image_name(row.clip_id, seed) for folder in runs.values()]
         for j, path in enumerate(paths):
             if path.is_file():
                 with Image.open(path) as im:
