@@ -30,15 +30,22 @@ def edge_map(images: torch.Tensor) -> torch.Tensor:
     return torch.where(peak > 1e-4, magnitude / peak.clamp_min(1e-4), torch.zeros_like(magnitude))
 
 
-def edge_ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Per-pair SSIM (B,) of the edge maps of two (B, 3, H, W) batches in [0, 1] (Gaussian window 7, σ 1.5)."""
+def _map_ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     from torchmetrics.functional.image import structural_similarity_index_measure as ssim
 
+    return ssim(a, b, data_range=1.0, kernel_size=7, sigma=1.5, reduction="none")
+
+
+def edge_ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-pair SSIM (B,) of the edge maps of two (B, 3, H, W) batches in [0, 1] (Gaussian window 7, σ 1.5)."""
     if a.shape != b.shape:
         raise ValueError(f"image batches differ in shape: {tuple(a.shape)} vs {tuple(b.shape)}")
-    return ssim(edge_map(a), edge_map(b), data_range=1.0, kernel_size=7, sigma=1.5, reduction="none")
+    return _map_ssim(edge_map(a), edge_map(b))
 
 
 def edge_ssim_matrix(edits: torch.Tensor, sources: torch.Tensor) -> torch.Tensor:
-    """(E, S) edge SSIM of every edit against every source."""
-    return torch.stack([edge_ssim(edits, sources[s].expand_as(edits)) for s in range(sources.shape[0])], dim=1)
+    """(E, S) edge SSIM of every edit against every source (each image's edge map computed once)."""
+    if edits.shape[1:] != sources.shape[1:]:
+        raise ValueError(f"edits and sources differ in shape: {tuple(edits.shape)} vs {tuple(sources.shape)}")
+    edit_maps, source_maps = edge_map(edits), edge_map(sources)
+    return torch.stack([_map_ssim(edit_maps, m.expand_as(edit_maps)) for m in source_maps], dim=1)
