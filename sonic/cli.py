@@ -78,8 +78,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     from sonic import config as config_mod
     from sonic.audio import load_audio
+    from sonic.images import to_pil
     from sonic.models.io import load_weights
-    from sonic.models.pipeline import SonicPipeline, interpolate_embeddings, to_pil
+    from sonic.models.pipeline import SonicPipeline, interpolate_embeddings
     from sonic.registry import load_audio_encoder, load_stable_diffusion
 
     cfg = config_mod.load(args.config)
@@ -127,8 +128,9 @@ def cmd_edit(args: argparse.Namespace) -> int:
     from sonic import config as config_mod
     from sonic.audio import load_audio
     from sonic.editing import InversionCache, PnPConfig, edit
+    from sonic.images import to_pil
     from sonic.models.io import load_weights
-    from sonic.models.pipeline import SonicPipeline, interpolate_embeddings, to_pil
+    from sonic.models.pipeline import SonicPipeline, interpolate_embeddings
     from sonic.registry import load_audio_encoder, load_stable_diffusion
 
     if not args.audio and not args.text:

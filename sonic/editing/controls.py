@@ -20,7 +20,8 @@ from PIL import Image, ImageDraw
 
 from sonic.editing.inversion import InversionCache, invert
 from sonic.editing.pnp import PnPConfig, edit
-from sonic.models.pipeline import interpolate_embeddings, to_pil
+from sonic.images import to_pil
+from sonic.models.pipeline import interpolate_embeddings
 
 
 # ---- Fig. 10: interpolation and gain ----------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from sonic.data.tables import read_csv, write_csv
 from sonic.evaluation.runs import RUN_COLUMNS, eval_jobs, image_name
 from sonic.features import load_clap_cache
-from sonic.models.pipeline import to_pil
+from sonic.images import to_pil
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ def _pooled(out) -> torch.Tensor:
 def image_features(clip, images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
     """L2-normalised image embeddings (N, D) of (N, 3, H, W) images in [0, 1]; ``clip`` is a
     :class:`sonic.registry.Clip` (model, tokenizer, image_processor)."""
-    from sonic.models.pipeline import to_pil
+    from sonic.images import to_pil
 
     device = next(clip.model.parameters()).device
     out = []

@@ -42,7 +42,7 @@ def generate_run(generator, jobs: pd.DataFrame, clap: str | Path, clap_index: st
                  prompt: str | None = None) -> pd.DataFrame:
     """Generate every (clip, seed) of ``jobs`` with ``generator`` (the :class:`~sonic.models.pipeline.SonicPipeline`
     call interface: CLAP embeddings, seeds -> images, audio-major) and write the images and ``manifest.csv``."""
-    from sonic.models.pipeline import to_pil  # here: scoring imports this module and needs no diffusers
+    from sonic.images import to_pil
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -39,7 +39,7 @@ class ClipImageFeatures(nn.Module):
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         from sonic.evaluation.clip_scores import _pooled
-        from sonic.models.pipeline import to_pil
+        from sonic.images import to_pil
 
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"ClipImageFeatures expects (N, 3, H, W) images, got {tuple(images.shape)}")

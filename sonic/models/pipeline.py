@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
-from PIL import Image
 from tqdm.auto import tqdm
 
 from sonic.models.adapters import AudioAdapters
@@ -48,12 +47,6 @@ def encode_prompts(text_encoder, tokenizer, prompts: Sequence[str], batch_size: 
 def initial_latents(seed: int, shape: Sequence[int], dtype=torch.float32) -> torch.Tensor:
     """Starting noise for one seed, drawn on the CPU so that a seed means the same image on every device."""
     return torch.randn(tuple(shape), generator=torch.Generator("cpu").manual_seed(int(seed)), dtype=dtype)
-
-
-def to_pil(images: torch.Tensor) -> list[Image.Image]:
-    """(B, 3, H, W) in [0, 1] -> PIL images."""
-    arr = (images.clamp(0, 1).permute(0, 2, 3, 1).cpu().float().numpy() * 255).round().astype(np.uint8)
-    return [Image.fromarray(a) for a in arr]
 
 
 class FrozenSDSampler:

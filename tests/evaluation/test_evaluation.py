@@ -114,9 +114,9 @@ def test_scores_from_cached_references_equal_direct_computation(tmp_path, clip_c
     from sonic.evaluation.clip_scores import image_features, zero_shot
     from sonic.evaluation.references import batched, feature_network
     from sonic.evaluation.score import score_images
+    from sonic.images import to_pil
     from sonic.metrics import fid
     from sonic.metrics.fid import ClipImageFeatures
-    from sonic.models.pipeline import to_pil
     from sonic.registry import load_clip
     from tests.metrics.test_metrics import loop_win_ratio
 
