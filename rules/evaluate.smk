@@ -21,6 +21,7 @@ rule train_competitor:
         results("logs", "train", "{dataset}_{competitor}.log"),
     benchmark:
         results("benchmarks", "train", "{dataset}_{competitor}.tsv")
+    priority: 2  # before generation and scores, which are short and fill the end
     conda:
         "../envs/train.yaml"
     threads: TRAINING.get("threads", 2)

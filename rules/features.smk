@@ -37,6 +37,7 @@ rule captions:
         results("logs", "features", "{dataset}_captions.log"),
     benchmark:
         results("benchmarks", "features", "{dataset}_captions.tsv")
+    priority: 5  # stage 1 and both competitors of its dataset wait for it
     conda:
         "../envs/features.yaml"
     threads: 1

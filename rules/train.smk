@@ -23,6 +23,7 @@ rule train_stage1:
         results("logs", "train", "{dataset}_stage1_{run}.log"),
     benchmark:
         results("benchmarks", "train", "{dataset}_stage1_{run}.tsv")
+    priority: 4  # longest chain first: stage 1 -> stage 2 -> generation -> scores
     conda:
         "../envs/train.yaml"
     threads: TRAINING.get("threads", 2)
@@ -59,6 +60,7 @@ rule train_stage2:
         results("logs", "train", "{dataset}_stage2_{variant}.log"),
     benchmark:
         results("benchmarks", "train", "{dataset}_stage2_{variant}.tsv")
+    priority: 4  # the longest training job of its dataset, then generation and scores
     conda:
         "../envs/train.yaml"
     threads: TRAINING.get("threads", 2)
