@@ -78,9 +78,8 @@ sys.path.insert(0, str(Path(workflow.basedir)))
 from sonic import variants  # noqa: E402
 
 TRAINING = config.get("training") or {}
-THREADS = config.get(
-    "threads", 2
-)  # synthesis, CLAP features, SD pretraining; training jobs: training.threads
+# per job of synthesis, CLAP features and SD pretraining (training jobs: training.threads)
+THREADS = config.get("threads", 2)
 VARIANTS = variants.variant_names(config)
 STAGE1_RUN = variants.stage1_runs(config)
 TRAIN_RESOURCES = {

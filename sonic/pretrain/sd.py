@@ -12,10 +12,9 @@ reads SD-1.4. Recipe, each choice a :class:`SdSettings` field or written here:
   ``post_quant_conv`` absorb a per-channel standardisation of the latent means and the posterior is made narrow
   (:func:`fix_posterior_std`), so a posterior sample is close to its mean, as with SD's VAE.
 * **UNet**: an SD-1.x-shaped ``UNet2DConditionModel`` from the given architecture JSON (SD-1.4's block types and
-  counts, so layer numbering and Plug-and-Play indices hold; heads 1, 2, 4, 4 per level, i.e. one head width, 32,
-  everywhere, as SD-2.x keeps its head width constant: four heads at every level, as SD-1.4 has a fixed count, left
-  8-wide heads at the 32-channel level, where CPU attention over the 16x16 latent took 43 % of a stage-2 step)
-  under SD-1.x's ``scaled_linear`` schedule
+  counts, so layer numbering and Plug-and-Play indices hold; heads 1, 2, 4, 4, i.e. one head width of 32 at every
+  level, as SD-2.x keeps its head width constant: four heads everywhere left 8-wide heads over the 16x16 latent,
+  where CPU attention took 43 % of a stage-2 step) under SD-1.x's ``scaled_linear`` schedule
   (0.00085 .. 0.012, 1000 steps), with Min-SNR-gamma loss weights (Hang et al. 2023) for faster convergence.
   **Deviation: it predicts v** (Salimans & Ho 2022, as SD-2.x does; ``prediction_type`` in the scheduler config,
   which the pipeline and stage 2 follow) instead of SD-1.x's epsilon. With a few hundred CPU steps an epsilon
