@@ -116,7 +116,8 @@ EVALUATION = config.get("evaluation") or {}
 COMPETITORS = ["AudioToken", "GlueGen"]
 EXTERNAL = EVALUATION.get("external") or {}
 EXTERNAL_METHODS = list(EXTERNAL.get("methods") or [])
-TABLE1_METHODS = ["SonicDiffusion"] + COMPETITORS + EXTERNAL_METHODS
+TABLE1_TRAINED = ["SonicDiffusion"] + COMPETITORS  # generated here, one job per dataset
+TABLE1_METHODS = TABLE1_TRAINED + EXTERNAL_METHODS
 ABLATION_TABLES = list(ABLATION_VARIANTS)
 ABLATION_DATASETS = [
     d for d in EVALUATION.get("ablation_datasets", DATASETS) if d in DATASETS
@@ -140,19 +141,21 @@ wildcard_constraints:
     method="|".join(list(OWN_METHODS) + COMPETITORS + EXTERNAL_METHODS),
 
 
-def method_weights(wildcards):
+def weights_of(method, dataset):
     """The trained weights a generation run of one of our methods starts from."""
-    if wildcards.method in OWN_METHODS:
+    if method in OWN_METHODS:
         return rules.train_stage2.output.weights.format(
-            dataset=wildcards.dataset, variant=OWN_METHODS[wildcards.method]
+            dataset=dataset, variant=OWN_METHODS[method]
         )
-    if wildcards.method in COMPETITORS:
+    if method in COMPETITORS:
         return rules.train_competitor.output.weights.format(
-            dataset=wildcards.dataset, competitor=wildcards.method
+            dataset=dataset, competitor=method
         )
-    raise ValueError(
-        f"{wildcards.method} is scored from evaluation.external, not generated here"
-    )
+    raise ValueError(f"{method} is scored from evaluation.external, not generated here")
+
+
+def method_weights(wildcards):
+    return weights_of(wildcards.method, wildcards.dataset)
 
 
 def images_of(method, dataset):

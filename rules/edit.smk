@@ -31,17 +31,26 @@ rule edit_run:
         "--threads {threads} > {log:q} 2>&1"
 
 
-rule score_edit:
+rule score_edit:  # all methods of a dataset in one job (one process: imports and models loaded once)
     input:
         manifest=rules.manifest.output.manifest,
         references=rules.eval_references.output.references,
         index=rules.eval_references.output.index,
-        images=rules.edit_run.output.images,
+        images=lambda w: [
+            rules.edit_run.output.images.format(edit_method=m, dataset=w.dataset)
+            for m in EDIT_METHODS
+        ],
     output:
-        scores=results("scores_edit", "{edit_method}", "{dataset}.json"),
-        per_image=results("scores_edit", "{edit_method}", "{dataset}_images.csv"),
+        scores=expand(
+            results("scores_edit", "{edit_method}", "{{dataset}}.json"),
+            edit_method=EDIT_METHODS,
+        ),
+        per_image=expand(
+            results("scores_edit", "{edit_method}", "{{dataset}}_images.csv"),
+            edit_method=EDIT_METHODS,
+        ),
     log:
-        results("logs", "scores_edit", "{edit_method}_{dataset}.log"),
+        results("logs", "scores_edit", "{dataset}.log"),
     conda:
         "../envs/evaluate.yaml"
     threads: 1
@@ -51,8 +60,9 @@ rule score_edit:
     params:
         config=CONFIG,
         sources=EDITING.get("num_sources", 2),
+        methods=" ".join(EDIT_METHODS),
     shell:
-        "sonic evaluate score --config {params.config:q} --method {wildcards.edit_method} "
+        "sonic evaluate score --config {params.config:q} --method {params.methods} "
         "--dataset {wildcards.dataset} --manifest {input.manifest:q} --references {input.references:q} "
         "--references-index {input.index:q} --images {input.images:q} --seeds {params.sources} "
         "--out {output.scores:q} --per-image {output.per_image:q} --threads {threads} > {log:q} 2>&1"
@@ -61,7 +71,7 @@ rule score_edit:
 rule table2:
     input:
         scores=expand(
-            rules.score_edit.output.scores,
+            results("scores_edit", "{edit_method}", "{dataset}.json"),
             edit_method=EDIT_METHODS,
             dataset=EDIT_DATASETS,
         ),

@@ -307,9 +307,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     elif args.step == "edit":
         commands.edit(cfg, args.method, args.weights, args.manifest, args.clap, args.clap_index, args.out, args.cache)
     else:
-        result = commands.score(cfg, args.method, args.dataset, args.manifest, args.references,
-                                args.references_index, args.images, args.out, args.per_image, args.seeds)
-        print(json.dumps({k: v for k, v in result.items() if k != "missing_images"}, indent=2))
+        results = commands.score(cfg, args.method, args.dataset, args.manifest, args.references,
+                                 args.references_index, args.images, args.out, args.per_image, args.seeds)
+        for result in results:
+            print(json.dumps({k: v for k, v in result.items() if k != "missing_images"}, indent=2))
     return 0
 
 
@@ -444,20 +445,22 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--manifest", required=True)
     q.add_argument("--out", required=True, help="safetensors (audio, frames, fid)")
     q.add_argument("--index", required=True, help="CSV row -> clip_id, label")
-    q = steps.add_parser("generate", help="generate the evaluation subset (eval clips x evaluation.seeds)")
-    q.add_argument("--method", required=True, help="SonicDiffusion[-<variant>], AudioToken or GlueGen")
-    q.add_argument("--weights", required=True, help="the method's trained weights folder")
+    q = steps.add_parser("generate", help="generate the evaluation subset (eval clips x evaluation.seeds) of one "
+                         "or more methods (one --weights and one --out per --method, in order)")
+    q.add_argument("--method", required=True, nargs="+", help="SonicDiffusion[-<variant>], AudioToken or GlueGen")
+    q.add_argument("--weights", required=True, nargs="+", help="each method's trained weights folder")
     _dataset_args(q)
-    q.add_argument("--out", required=True, help="folder: <clip_id>_<seed>.png + manifest.csv")
-    q = steps.add_parser("score", help="AIS, AIC, IIS, FID of a folder of generated images")
-    q.add_argument("--method", required=True)
+    q.add_argument("--out", required=True, nargs="+", help="folders: <clip_id>_<seed>.png + manifest.csv")
+    q = steps.add_parser("score", help="AIS, AIC, IIS, FID of folders of generated images, one per method "
+                         "(one --images, --out and --per-image per --method, in order)")
+    q.add_argument("--method", required=True, nargs="+")
     q.add_argument("--dataset", required=True)
     q.add_argument("--manifest", required=True)
     q.add_argument("--references", required=True)
     q.add_argument("--references-index", required=True)
-    q.add_argument("--images", required=True, help="folder with <clip_id>_<seed>.png")
-    q.add_argument("--out", required=True, help="JSON of the scores")
-    q.add_argument("--per-image", help="CSV of per-image scores and predicted labels")
+    q.add_argument("--images", required=True, nargs="+", help="folders with <clip_id>_<seed>.png")
+    q.add_argument("--out", required=True, nargs="+", help="JSON of the scores")
+    q.add_argument("--per-image", nargs="+", help="CSV of per-image scores and predicted labels")
     q.add_argument("--seeds", type=int, help="images per clip (default evaluation.seeds; editing: sources)")
     q = steps.add_parser("edit", help="Table 2: edit the source images with every evaluation audio (PnP)")
     q.add_argument("--method", required=True, help="SonicDiffusion, PnP, AudioToken or GlueGen")

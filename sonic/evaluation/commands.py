@@ -60,37 +60,57 @@ def references(cfg: Config, manifest: str, out: str, index: str) -> None:
     compute_references(cfg, manifest, out, index)
 
 
-def generate(cfg: Config, method: str, weights: str, manifest: str, clap: str, clap_index: str, out: str) -> None:
+def _paired(what: str, **lists: list) -> None:
+    lengths = {k: len(v) for k, v in lists.items() if v is not None}
+    if len(set(lengths.values())) > 1:
+        raise ConfigError(f"{what}: one of each per method, got " + ", ".join(f"{n} {k}" for k, n in lengths.items()))
+
+
+def generate(cfg: Config, methods: list[str], weights: list[str], manifest: str, clap: str, clap_index: str,
+             outs: list[str]) -> None:
+    """Generation runs of one dataset, one per method (``methods[i]`` from ``weights[i]`` into ``outs[i]``), in
+    one process: the Table-1 rule generates all trained methods of a dataset together."""
     from sonic.evaluation.runs import eval_jobs, generate_run
 
+    _paired("evaluate generate", method=methods, weights=weights, out=outs)
     ev = settings(cfg)
-    generator = load_generator(cfg, method, weights)
-    generate_run(generator, eval_jobs(manifest, ev["seeds"]), clap, clap_index, out, method, ev["steps"],
-                 ev["guidance_scale"], ev["batch_size"])
+    jobs = eval_jobs(manifest, ev["seeds"])
+    for method, w, out in zip(methods, weights, outs):
+        generator = load_generator(cfg, method, w)  # each its own SD: SonicDiffusion installs layers in its UNet
+        generate_run(generator, jobs, clap, clap_index, out, method, ev["steps"], ev["guidance_scale"],
+                     ev["batch_size"])
+        del generator
 
 
-def score(cfg: Config, method: str, dataset: str, manifest: str, refs: str, refs_index: str, images: str,
-          out: str, per_image: str | None = None, seeds: int | None = None) -> dict:
-    """Score a generation run (``seeds`` = evaluation.seeds) or an editing run (``seeds`` = number of sources;
-    its ``structure.json`` is merged into the result)."""
+def score(cfg: Config, methods: list[str], dataset: str, manifest: str, refs: str, refs_index: str,
+          images: list[str], outs: list[str], per_image: list[str] | None = None, seeds: int | None = None
+          ) -> list[dict]:
+    """Score generation runs (``seeds`` = evaluation.seeds) or editing runs (``seeds`` = number of sources; their
+    ``structure.json`` is merged into the result) of one dataset, one per method (``images[i]`` of ``methods[i]``
+    into ``outs[i]``); the references and evaluation models are loaded once."""
     import json
 
     from sonic.evaluation.references import load_references
-    from sonic.evaluation.score import score_run
+    from sonic.evaluation.score import ScoringModels, score_run
+    from sonic.evaluation.tables import EDIT_COLUMNS
 
-    result = score_run(cfg, manifest, load_references(refs, refs_index), images, method, dataset, out, per_image,
-                       seeds or settings(cfg)["seeds"])
-    variant = variant_of(method)
-    if variant is not None:  # the ablation tables key rows by variant
-        result["variant"] = variant
-    structure = Path(images) / "structure.json"
-    if structure.is_file():
-        s = json.loads(structure.read_text())
-        from sonic.evaluation.tables import EDIT_COLUMNS
-
-        result.update({k: s[k] for k in EDIT_COLUMNS if k in s})
-    Path(out).write_text(json.dumps(result, indent=2) + "\n")
-    return result
+    _paired("evaluate score", method=methods, images=images, out=outs, per_image=per_image)
+    references = load_references(refs, refs_index)
+    models = ScoringModels.load(cfg)
+    results = []
+    for k, (method, folder, out) in enumerate(zip(methods, images, outs)):
+        result = score_run(cfg, manifest, references, folder, method, dataset, out, per_image[k] if per_image else None,
+                           seeds or settings(cfg)["seeds"], models)
+        variant = variant_of(method)
+        if variant is not None:  # the ablation tables key rows by variant
+            result["variant"] = variant
+        structure = Path(folder) / "structure.json"
+        if structure.is_file():
+            s = json.loads(structure.read_text())
+            result.update({c: s[c] for c in EDIT_COLUMNS if c in s})
+        Path(out).write_text(json.dumps(result, indent=2) + "\n")
+        results.append(result)
+    return results
 
 
 def edit(cfg: Config, method: str, weights: str, manifest: str, clap: str, clap_index: str, out: str,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -23,14 +24,31 @@ log = logging.getLogger(__name__)
 METRICS = ("AIS", "AIC", "IIS", "FID")
 
 
-def score_images(cfg, refs: References, run: pd.DataFrame, label_names: list[str], size: int | None = None
-                 ) -> tuple[dict, pd.DataFrame]:
+@dataclass
+class ScoringModels:
+    """The evaluation models of :func:`score_images`, loaded once per process and shared by every run it scores."""
+
+    clip_ais: object
+    clip_eval: object
+    fid_features: torch.nn.Module
+
+    @classmethod
+    def load(cls, cfg) -> ScoringModels:
+        from sonic import registry
+
+        clip_ais = registry.load_clip(cfg, "clip_ais")
+        clip_eval = clip_ais if cfg.models.clip_eval == cfg.models.clip_ais else registry.load_clip(cfg, "clip_eval")
+        return cls(clip_ais, clip_eval, feature_network(cfg, clip_eval))
+
+
+def score_images(cfg, refs: References, run: pd.DataFrame, label_names: list[str], size: int | None = None,
+                 models: ScoringModels | None = None) -> tuple[dict, pd.DataFrame]:
     """Metrics of the images listed in ``run`` (clip_id, seed, label, path) and a per-image table.
 
     AIS: ``clip_ais`` image embedding vs the Wav2CLIP embedding of the image's audio and of the other validation
     audios; IIS: ``clip_eval`` image embedding vs the ground-truth frame and the other validation frames; AIC:
-    ``clip_eval`` zero-shot over the raw label strings; FID: against the validation frames."""
-    from sonic import registry
+    ``clip_eval`` zero-shot over the raw label strings; FID: against the validation frames. ``models`` defaults to
+    the config's (:meth:`ScoringModels.load`)."""
     from sonic.evaluation.clip_scores import image_features, text_features
     from sonic.metrics.fid import fid_from_features
     from sonic.metrics.scores import ais_per_image, iis_per_image
@@ -42,21 +60,22 @@ def score_images(cfg, refs: References, run: pd.DataFrame, label_names: list[str
         raise KeyError(f"images of clips that are not validation references: {unknown[:3]}")
     images = load_images(run["path"].astype(str).tolist(), size)
     own = torch.tensor([refs.row(c) for c in run["clip_id"]])
-    clip_ais = registry.load_clip(cfg, "clip_ais")
-    ais = ais_per_image(image_features(clip_ais, images), refs.audio[own], refs.audio, own)
-    clip_eval = clip_ais if cfg.models.clip_eval == cfg.models.clip_ais else registry.load_clip(cfg, "clip_eval")
+    models = models or ScoringModels.load(cfg)
+    ais = ais_per_image(image_features(models.clip_ais, images), refs.audio[own], refs.audio, own)
+    clip_eval = models.clip_eval
     emb = image_features(clip_eval, images)
     iis = iis_per_image(emb, refs.frames[own], refs.frames, own)
     predicted = [label_names[int(k)] for k in (emb @ text_features(clip_eval, label_names).T).argmax(dim=1)]
     hits = [p == t for p, t in zip(predicted, run["label"].astype(str))]
-    fid = fid_from_features(batched(feature_network(cfg, clip_eval), images), refs.fid)
+    fid = fid_from_features(batched(models.fid_features, images), refs.fid)
     per_image = run[["clip_id", "seed", "label"]].assign(predicted=predicted, AIS=ais.numpy(), IIS=iis.numpy())
     metrics = {"AIS": float(ais.mean()), "AIC": sum(hits) / len(hits), "IIS": float(iis.mean()), "FID": fid}
     return metrics, per_image
 
 
 def score_run(cfg, manifest: str | Path, refs: References, folder: str | Path, method: str, dataset: str,
-              out_json: str | Path, out_csv: str | Path | None = None, seeds: int | None = None) -> dict:
+              out_json: str | Path, out_csv: str | Path | None = None, seeds: int | None = None,
+              models: ScoringModels | None = None) -> dict:
     """Score ``folder`` (our own run or an external system's, same layout) and write the JSON result."""
     seeds = seeds or cfg.raw.get("evaluation", {}).get("seeds", 1)
     jobs = eval_jobs(manifest, seeds)
@@ -65,7 +84,7 @@ def score_run(cfg, manifest: str | Path, refs: References, folder: str | Path, m
         raise FileNotFoundError(f"{folder}: none of the {len(jobs)} expected images of {method} on {dataset} exist "
                                 f"(layout <clip_id>_<seed>.png, e.g. {jobs['clip_id'][0]}_0.png)")
     label_names = sorted(set(read_csv(manifest)["label"].astype(str)))
-    metrics, per_image = score_images(cfg, refs, run, label_names, cfg.generation.resolution)
+    metrics, per_image = score_images(cfg, refs, run, label_names, cfg.generation.resolution, models)
     result = {"dataset": dataset, "method": method, **metrics, "images": len(run), "expected": len(jobs),
               "missing": len(missing), "missing_images": missing, "chance_AIC": 1 / len(label_names)}
     Path(out_json).parent.mkdir(parents=True, exist_ok=True)

@@ -152,6 +152,47 @@ def test_scores_from_cached_references_equal_direct_computation(tmp_path, clip_c
         score_images(cfg, refs, run.assign(clip_id="other"), LABELS)
 
 
+def test_one_score_call_for_several_methods_equals_one_call_each(tmp_path, clip_cfg):
+    """`sonic evaluate score` with two methods (one process, models loaded once) writes what two calls write."""
+    from safetensors.torch import save_file
+
+    from sonic.evaluation import commands
+    from sonic.evaluation.clip_scores import image_features
+    from sonic.evaluation.references import batched, feature_network
+    from sonic.registry import load_clip
+
+    cfg, _ = clip_cfg
+    manifest = write_manifest(tmp_path / "manifest.csv")
+    val = read_csv(manifest).query("split == 'val'").reset_index(drop=True)
+    clip = load_clip(cfg, "clip_eval")
+    g = torch.Generator().manual_seed(1)
+    frames = torch.rand(len(val), 3, 16, 16, generator=g)
+    save_file({"audio": torch.nn.functional.normalize(torch.randn(len(val), 16, generator=g), dim=-1),
+               "frames": image_features(clip, frames), "fid": batched(feature_network(cfg, clip), frames)},
+              str(tmp_path / "refs.safetensors"))
+    pd.DataFrame({"row": range(len(val)), "clip_id": val["clip_id"], "label": val["label"]}).to_csv(
+        tmp_path / "refs.csv", index=False)
+    folders = {}
+    for k, method in enumerate(["SonicDiffusion", "GlueGen"]):
+        clap, clap_index, _ = write_clap(tmp_path, manifest, dim=8 + k)  # different images per method
+        folders[method] = tmp_path / method
+        generate_run(FakeGenerator(), eval_jobs(manifest, 2), clap, clap_index, folders[method], method, 1, 1.0)
+    args = dict(dataset="d", manifest=str(manifest), refs=str(tmp_path / "refs.safetensors"),
+                refs_index=str(tmp_path / "refs.csv"), seeds=2)
+    together = commands.score(cfg, list(folders), images=[str(f) for f in folders.values()],
+                              outs=[str(tmp_path / f"{m}.json") for m in folders],
+                              per_image=[str(tmp_path / f"{m}.csv") for m in folders], **args)
+    for method, result in zip(folders, together):
+        alone = commands.score(cfg, [method], images=[str(folders[method])], outs=[str(tmp_path / "one.json")],
+                               **args)[0]
+        assert json.loads((tmp_path / f"{method}.json").read_text()) == json.loads((tmp_path / "one.json").read_text())
+        assert result == alone and result["method"] == method and result["images"] == 6
+    assert (together[0]["variant"], "variant" in together[1]) == ("full", False)
+    assert len(read_csv(tmp_path / "GlueGen.csv")) == 6
+    with pytest.raises(config_mod.ConfigError, match="one of each per method"):
+        commands.score(cfg, list(folders), images=[str(folders["GlueGen"])], outs=["a.json", "b.json"], **args)
+
+
 def score_file(path, dataset, method, variant=None, **metrics):
     values = {"AIS": 0.5, "AIC": 0.5, "IIS": 0.5, "FID": 100.0, **metrics}
     path.write_text(json.dumps({"dataset": dataset, "method": method, "variant": variant, **values, "images": 10,
