@@ -31,7 +31,7 @@ from torch import nn
 
 from sonic.competitors.common import InputStats, TextConditionedGenerator, load_modules, save_modules
 from sonic.models.io import read_config
-from sonic.models.pipeline import encode_prompts
+from sonic.models.text import encode_prompts
 from sonic.training import loop
 from sonic.training.data import ClipSet
 

@@ -18,7 +18,14 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torchmetrics.image.fid import FrechetInceptionDistance
+
+
+def _metric(feature: nn.Module, **kwargs):
+    # imported here: torchmetrics' package init takes seconds, and building the references needs only the feature
+    # networks of this module
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    return FrechetInceptionDistance(feature=feature, reset_real_features=True, **kwargs)
 
 
 class ClipImageFeatures(nn.Module):
@@ -69,7 +76,7 @@ def fid(generated: torch.Tensor, real: torch.Tensor, feature: nn.Module, batch_s
     estimated from all images, so N and M should exceed D for full-rank covariances."""
     _check_images("generated", generated)
     _check_images("real", real)
-    metric = FrechetInceptionDistance(feature=feature, normalize=True, reset_real_features=True)
+    metric = _metric(feature, normalize=True)
     for images, is_real in ((real, True), (generated, False)):
         for chunk in images.detach().cpu().split(batch_size):
             metric.update(chunk, real=is_real)
@@ -97,7 +104,7 @@ def fid_from_features(generated: torch.Tensor, real: torch.Tensor) -> float:
         raise ValueError(f"features must be (N, D) and (M, D), got {tuple(generated.shape)} and {tuple(real.shape)}")
     if min(len(generated), len(real)) < 2:
         raise ValueError(f"FID needs at least 2 feature rows per set, got {len(generated)} and {len(real)}")
-    metric = FrechetInceptionDistance(feature=PrecomputedFeatures(real.shape[1]), reset_real_features=True)
+    metric = _metric(PrecomputedFeatures(real.shape[1]))
     metric.update(real.detach().double().cpu(), real=True)
     metric.update(generated.detach().double().cpu(), real=False)
     return float(metric.compute())

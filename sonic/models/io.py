@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
-from diffusers import UNet2DConditionModel
 from safetensors.torch import load_file, save_file
 
-from sonic.models.adapters import AudioAdapters, install_adapters
 from sonic.models.projector import AudioProjector, ProjectorConfig
+
+if TYPE_CHECKING:  # the adapters import diffusers; projector files (stage 1) are read and written without it
+    from diffusers import UNet2DConditionModel
+
+    from sonic.models.adapters import AudioAdapters
 
 FORMAT = "sonic-diffusion"
 VERSION = 1
@@ -74,6 +78,8 @@ def load_weights(path: str | Path, unet: UNet2DConditionModel) -> tuple[AudioPro
         projector.load_state_dict(p_state, strict=True)
     except RuntimeError as err:
         raise KeyError(f"{path / WEIGHTS_NAME}: projector weights do not match its config: {err}") from err
+    from sonic.models.adapters import install_adapters
+
     adapters = install_adapters(unet, config["adapters"]["layers"])
     try:
         adapters.load_state_dict({k[len("adapters.") :]: v for k, v in tensors.items() if k.startswith("adapters.")})

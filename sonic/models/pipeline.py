@@ -13,15 +13,23 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
 from tqdm.auto import tqdm
 
-from sonic.models.adapters import AudioAdapters
 from sonic.models.audio_encoder import AudioEncoder
 from sonic.models.projector import AudioProjector
+from sonic.models.text import encode_prompts
+
+if TYPE_CHECKING:  # diffusers only for annotations: importing it costs seconds that stage 1 and GlueGen never need
+    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+
+    from sonic.models.adapters import AudioAdapters
+
+__all__ = ["FrozenSDSampler", "SonicPipeline", "encode_prompts", "guided_noise", "initial_latents",
+           "interpolate_embeddings"]
 
 
 def guided_noise(eps_uncond: torch.Tensor, eps_cond: torch.Tensor, guidance_scale: float) -> torch.Tensor:
@@ -35,15 +43,6 @@ def interpolate_embeddings(a: torch.Tensor, b: torch.Tensor, alpha: float) -> to
 
 
 @torch.no_grad()
-def encode_prompts(text_encoder, tokenizer, prompts: Sequence[str], batch_size: int = 64) -> torch.Tensor:
-    """SD text-encoder last hidden states (N, 77, C) of ``prompts``, padded to the tokenizer's length as SD pads
-    prompts, on the text encoder's device."""
-    device = next(text_encoder.parameters()).device
-    ids = tokenizer(list(prompts), padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
-                    return_tensors="pt").input_ids
-    return torch.cat([text_encoder(chunk.to(device))[0] for chunk in ids.split(batch_size)])
-
-
 def initial_latents(seed: int, shape: Sequence[int], dtype=torch.float32) -> torch.Tensor:
     """Starting noise for one seed, drawn on the CPU so that a seed means the same image on every device."""
     return torch.randn(tuple(shape), generator=torch.Generator("cpu").manual_seed(int(seed)), dtype=dtype)

@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 
 from sonic.models.io import save_projector
-from sonic.models.pipeline import encode_prompts
 from sonic.models.projector import AudioProjector, ProjectorConfig
+from sonic.models.text import encode_prompts
 from sonic.training import loop
 from sonic.training.data import ClipSet
 from sonic.training.losses import stage1_loss

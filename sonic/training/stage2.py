@@ -14,17 +14,20 @@ import json
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sonic.models.adapters import AudioAdapters, install_adapters
 from sonic.models.io import save_weights
-from sonic.models.pipeline import encode_prompts
 from sonic.models.projector import AudioProjector
+from sonic.models.text import encode_prompts
 from sonic.training import loop
 from sonic.training.data import ClipSet, FrameStore
+
+if TYPE_CHECKING:  # the adapters import diffusers, which the competitors importing this module may not need
+    from sonic.models.adapters import AudioAdapters
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +87,8 @@ def prepare_unet(unet: nn.Module, placement, projector: AudioProjector, train_pr
     """Freeze the UNet, install fresh adapters (gates 0, weights copied from the text cross-attention) and return
     them with the optimizer's parameter groups (lr set by the caller): adapter weights, gates (no weight decay:
     decay would pull the gates shut), and the projector unless it is frozen."""
+    from sonic.models.adapters import install_adapters
+
     unet.requires_grad_(False)
     adapters = install_adapters(unet, placement)
     for p in adapters.parameters():
