@@ -42,7 +42,6 @@ def interpolate_embeddings(a: torch.Tensor, b: torch.Tensor, alpha: float) -> to
     return (1.0 - alpha) * a + alpha * b
 
 
-@torch.no_grad()
 def initial_latents(seed: int, shape: Sequence[int], dtype=torch.float32) -> torch.Tensor:
     """Starting noise for one seed, drawn on the CPU so that a seed means the same image on every device."""
     return torch.randn(tuple(shape), generator=torch.Generator("cpu").manual_seed(int(seed)), dtype=dtype)

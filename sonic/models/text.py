@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 
 
+@torch.no_grad()
 def encode_prompts(text_encoder, tokenizer, prompts: Sequence[str], batch_size: int = 64) -> torch.Tensor:
     """SD text-encoder last hidden states (N, 77, C) of ``prompts``, padded to the tokenizer's length as SD pads
     prompts, on the text encoder's device."""

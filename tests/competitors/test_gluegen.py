@@ -61,6 +61,14 @@ def test_targets_are_the_label_prompt_states(world):
     torch.testing.assert_close(targets, expected)
 
 
+def test_prompt_states_carry_no_graph_even_from_a_trainable_encoder(world):
+    """encode_prompts runs without autograd: targets and conditions never drag the text encoder into a backward."""
+    cfg, _ = world
+    encoder, tok = registry.load_text_encoder(cfg)
+    encoder.requires_grad_(True)
+    assert not encode_prompts(encoder, tok, ["a photo of red"]).requires_grad
+
+
 def test_training_changes_only_the_translators_and_lowers_the_loss(world, tmp_path):
     cfg, files = world
     encoder, tok = registry.load_text_encoder(cfg)
