@@ -1,8 +1,11 @@
 """Per-video extraction: segments, one middle frame and the segment's audio per clip (paper §4, supp. §1.2).
 
-Each source video is decoded once for its frames (ffmpeg ``select`` of the wanted frame numbers) and once
-for its audio (mono, at the audio encoder's rate); clips are cut from those arrays. A problem with one
-video or one segment becomes a reject row with its reason; the other videos go on.
+Each source video is probed once (streams, rotation, frame timing, audio layout), decoded once for its frames
+(the frame displayed at each window's middle time, upright) and once for its audio (mono, at the audio encoder's
+rate); clips are cut from those arrays. What the source had and what it was converted to is recorded in every
+clip's ``meta``. A problem with one file or one segment (a :class:`~sonic.data.media.MediaError`, silence, too
+short) becomes a reject row with its reason and the other videos go on; any other error fails the job with a
+message naming the file.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 from PIL import Image
 from tqdm.auto import tqdm
 
@@ -23,6 +27,10 @@ from sonic.data.datasets import parse_times
 from sonic.data.tables import Reject, Video, slug
 
 log = logging.getLogger(__name__)
+
+
+class ExtractionError(RuntimeError):
+    """An error during extraction that is not about the input media (it is not recorded as a reject)."""
 
 
 @dataclass(frozen=True)
@@ -90,10 +98,21 @@ def _dbfs(x: np.ndarray) -> float:
     return 20 * math.log10(rms) if rms > 0 else -math.inf
 
 
+def source_media(info: media.ProbeInfo, audio_info: media.ProbeInfo, sample_rate: int) -> dict:
+    """What a clip's source had and what extraction made of it, for the clip's ``meta``."""
+    a, v = audio_info.audio, info.video
+    changes = [f"{a.layout} ({a.channels} ch) -> mono" if a.channels != 1 else None,
+               f"{a.sample_rate} Hz -> {sample_rate} Hz" if a.sample_rate != sample_rate else None]
+    return {
+        "source_audio": {"codec": a.codec, "channels": a.channels, "layout": a.layout, "sample_rate": a.sample_rate},
+        "audio_conversion": ", ".join(c for c in changes if c) or "none",
+        "source_video": {"codec": v.codec, "size": "{}x{}".format(*v.display_size), "rotation": v.rotation,
+                         "fps": round(v.fps, 3) if v.fps else None, "variable_frame_rate": v.variable_frame_rate},
+    }
+
+
 def extract_video(video: Video, settings: ExtractSettings, out_dir: Path) -> tuple[list[dict], list[Reject]]:
     """All clips of one video -> (clip rows, rejects). Writes ``frames/<clip>.png`` and ``audio/<clip>.wav``."""
-    import soundfile as sf
-
     def fail(reason: str, stage: str = "probe") -> tuple[list[dict], list[Reject]]:
         return [], [Reject(video.dataset, video.video, stage, reason)]
 
@@ -102,7 +121,9 @@ def extract_video(video: Video, settings: ExtractSettings, out_dir: Path) -> tup
     except media.MediaError as err:
         return fail(str(err).removeprefix(f"{video.video}: "))
     if not info.has_video:
-        return fail("no video stream")
+        pictures = f" (audio with {info.attached_pictures} attached picture(s), e.g. cover art)" \
+            if info.attached_pictures else ""
+        return fail(f"no video stream{pictures}")
     audio_path = video.audio or video.video
     if video.audio is None and not info.has_audio:
         return fail("no audio stream")
@@ -113,6 +134,10 @@ def extract_video(video: Video, settings: ExtractSettings, out_dir: Path) -> tup
         wave = media.read_audio(audio_path, settings.sample_rate)
     except media.MediaError as err:
         return fail(str(err), "extract")
+    conversion = source_media(info, audio_info, settings.sample_rate)
+    if audio_info.sample_rate < settings.sample_rate:
+        log.warning("%s: audio at %d Hz is upsampled to the encoder's %d Hz (no content above %d Hz)", audio_path,
+                    audio_info.sample_rate, settings.sample_rate, audio_info.sample_rate // 2)
     decoded = len(wave) / settings.sample_rate
     stated = audio_info.duration
     if stated and decoded < stated - max(0.5, 0.05 * stated):
@@ -161,7 +186,7 @@ def extract_video(video: Video, settings: ExtractSettings, out_dir: Path) -> tup
             "frame": str(frame_path),
             "audio": str(audio_out),
             "native_split": video.native_split,
-            "meta": json.dumps(video.meta | seg.extra, sort_keys=True),
+            "meta": json.dumps(video.meta | seg.extra | conversion, sort_keys=True),
         })
     return rows, rejects
 
@@ -169,15 +194,16 @@ def extract_video(video: Video, settings: ExtractSettings, out_dir: Path) -> tup
 def extract_videos(
     videos: Iterable[Video], settings: ExtractSettings, out_dir: Path, progress: bool = True
 ) -> tuple[list[dict], list[Reject]]:
-    """Extract many videos one after the other; an unexpected error in one video is recorded, not fatal."""
+    """Extract many videos one after the other. A media problem of one video is a reject (inside
+    :func:`extract_video`); anything else (a bug, a full disk, a missing library) stops the job, naming the file."""
     videos = list(videos)
     rows, rejects = [], []
     for video in tqdm(videos, desc=f"extract {out_dir.name}", unit="video", disable=not progress):
         try:
             r, j = extract_video(video, settings, out_dir)
-        except Exception as err:  # noqa: BLE001 - one bad file must not stop the dataset
-            log.exception("unexpected error while extracting %s", video.video)
-            r, j = [], [Reject(video.dataset, video.video, "extract", f"unexpected error: {type(err).__name__}: {err}")]
+        except Exception as err:
+            raise ExtractionError(f"{video.video}: extraction failed, not because of the file's media "
+                                  f"({type(err).__name__}: {err})") from err
         rows += r
         rejects += j
     return rows, rejects

@@ -1,20 +1,24 @@
-"""Video and audio I/O through ffmpeg (SPEC §2): argument lists built with ffmpeg-python, never shell strings.
+"""Video and audio I/O (SPEC §2). Reading goes through PyAV (FFmpeg's libraries, bundled in the ``av`` wheel):
+streams, codecs, display rotation and frame timing come from the demuxer and decoder, never from parsing
+ffmpeg's text output. Writing (the synthetic world and the test fixtures) runs the ffmpeg binary with argument
+lists built by ffmpeg-python, never shell strings; the binary is the one on PATH, or else the one shipped in the
+``imageio-ffmpeg`` wheel.
 
-The ffmpeg binary is the one on PATH, or else the one shipped in the ``imageio-ffmpeg`` wheel. Every error is a
-:class:`MediaError` whose message names the file and the problem.
+Every problem with a file is a :class:`MediaError` whose message names the file and the problem; nothing else is
+turned into one, so a bug or a full disk still fails loudly.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-import re
 import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import av
 import ffmpeg
 import numpy as np
 
@@ -49,108 +53,221 @@ def run(stream, path: str | Path, *, input: bytes | None = None) -> bytes:
 
 # ---- probing ----------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
+class VideoInfo:
+    """The first real video stream (attached pictures such as cover art are not video)."""
+
+    codec: str
+    width: int  # as stored (coded orientation)
+    height: int
+    rotation: int  # display rotation, degrees counter-clockwise (0, 90, 180, 270)
+    fps: float | None  # average frame rate
+    variable_frame_rate: bool
+    frames: int | None  # frame count from the container, when it says
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """(width, height) as shown, rotation applied."""
+        return (self.height, self.width) if self.rotation % 180 else (self.width, self.height)
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    codec: str
+    sample_rate: int
+    channels: int
+    layout: str
+
+
+@dataclass(frozen=True)
 class ProbeInfo:
     duration: float | None  # seconds (container duration)
-    has_video: bool
-    has_audio: bool
-    width: int | None = None
-    height: int | None = None
-    fps: float | None = None
-    sample_rate: int | None = None
-    channels: int | None = None
+    video: VideoInfo | None = None
+    audio: AudioInfo | None = None
+    attached_pictures: int = 0  # cover art and thumbnails (a video stream with the attached_pic disposition)
+    streams: tuple[str, ...] = ()  # "<type>:<codec>" per stream, e.g. ("video:h264", "audio:aac")
+
+    has_video = property(lambda self: self.video is not None)
+    has_audio = property(lambda self: self.audio is not None)
+    width = property(lambda self: self.video.display_size[0] if self.video else None)  # as displayed
+    height = property(lambda self: self.video.display_size[1] if self.video else None)
+    fps = property(lambda self: self.video.fps if self.video else None)
+    sample_rate = property(lambda self: self.audio.sample_rate if self.audio else None)
+    channels = property(lambda self: self.audio.channels if self.audio else None)
 
 
-_DURATION = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
-_VIDEO = re.compile(r"Stream #\S+.*?: Video: .*?(\d{2,5})x(\d{2,5})")
-_FPS = re.compile(r"(\d+(?:\.\d+)?) fps")
-_AUDIO = re.compile(r"Stream #\S+.*?: Audio: .*?(\d+) Hz(?:, (mono|stereo|(\d+) channels|[^,]+))?")
-
-
-def probe(path: str | Path) -> ProbeInfo:
-    """Container duration and streams, parsed from ``ffmpeg -i`` (the wheel ships no ffprobe)."""
-    path = Path(path)
+def _open(path: Path):
     if not path.is_file():
         raise MediaError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise MediaError(f"{path}: empty file (0 bytes)")
-    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True)
-    text = proc.stderr.decode(errors="replace")
-    if "Invalid data found" in text or "moov atom not found" in text or "Stream #" not in text:
-        last = text.strip().splitlines()[-1] if text.strip() else "no output"
-        raise MediaError(f"{path}: not a readable media file ({last})")
-    m = _DURATION.search(text)
-    duration = int(m[1]) * 3600 + int(m[2]) * 60 + float(m[3]) if m else None
-    video = _VIDEO.search(text)
-    audio = _AUDIO.search(text)
-    fps = None
-    if video:
-        line = text[video.start() : text.find("\n", video.start())]
-        f = _FPS.search(line)
-        fps = float(f[1]) if f else None
-    channels = None
-    if audio:
-        layout = audio[2] or ""
-        channels = 1 if layout == "mono" else 2 if layout == "stereo" else int(audio[3]) if audio[3] else None
-    return ProbeInfo(
-        duration=duration,
-        has_video=video is not None,
-        has_audio=audio is not None,
-        width=int(video[1]) if video else None,
-        height=int(video[2]) if video else None,
-        fps=fps,
-        sample_rate=int(audio[1]) if audio else None,
-        channels=channels,
-    )
+    try:
+        return av.open(str(path), metadata_errors="replace")
+    except av.FFmpegError as err:
+        raise MediaError(f"{path}: not a readable media file ({_reason(err)})") from err
+
+
+def _reason(err: av.FFmpegError) -> str:
+    return getattr(err, "strerror", None) or str(err)
+
+
+def _is_attached_picture(stream) -> bool:
+    return bool(stream.disposition & av.stream.Disposition.attached_pic)
+
+
+def _variable_rate(stream) -> bool:
+    """Whether the presentation times of the stream's frames are unevenly spaced (from the container's index
+    when it has one, else from the demuxer's rates: average rate against the stream's base rate)."""
+    times = sorted(e.timestamp for e in stream.index_entries) if len(stream.index_entries) > 2 else []
+    if times:
+        steps = np.diff(np.asarray(times, dtype=np.int64))
+        steps = steps[steps > 0]
+        if steps.size:
+            return bool(steps.max() - steps.min() > max(1, 0.01 * np.median(steps)))
+    avg, base = stream.average_rate, stream.base_rate
+    return bool(avg and base and abs(float(avg) - float(base)) > 0.01 * float(base))
+
+
+def _rotation(container, stream, path: Path) -> int:
+    """Display rotation of the stream (degrees counter-clockwise), read from its first decoded frame."""
+    try:
+        for frame in container.decode(stream):
+            rotation = int(round(frame.rotation or 0)) % 360
+            break
+        else:
+            return 0
+    except av.FFmpegError:
+        return 0  # the decode pass reports the problem with its timing
+    if rotation % 90:
+        raise MediaError(f"{path}: display rotation of {rotation} degrees is not a multiple of 90")
+    return rotation
+
+
+def probe(path: str | Path) -> ProbeInfo:
+    """Streams, codecs, duration, display rotation, frame-rate kind and audio layout of a media file."""
+    path = Path(path)
+    with _open(path) as container:
+        video = audio = None
+        pictures = 0
+        streams = []
+        for s in container.streams:
+            codec = s.codec_context.name if s.codec_context else "unknown"
+            if s.type == "video" and _is_attached_picture(s):
+                pictures += 1
+                streams.append(f"attached_pic:{codec}")
+                continue
+            streams.append(f"{s.type}:{codec}")
+            if s.type == "video" and video is None:
+                cc = s.codec_context
+                rate = s.average_rate or s.guessed_rate
+                video = VideoInfo(
+                    codec=codec, width=cc.width, height=cc.height, rotation=_rotation(container, s, path),
+                    fps=float(rate) if rate else None, variable_frame_rate=_variable_rate(s),
+                    frames=s.frames or None,
+                )
+            elif s.type == "audio" and audio is None:
+                cc = s.codec_context
+                audio = AudioInfo(codec=codec, sample_rate=cc.sample_rate, channels=cc.channels,
+                                  layout=cc.layout.name if cc.layout else f"{cc.channels} channels")
+        if not streams:
+            raise MediaError(f"{path}: not a readable media file (no streams)")
+        duration = container.duration / av.time_base if container.duration else None
+        if duration is None:
+            durations = [float(s.duration * s.time_base) for s in container.streams if s.duration and s.time_base]
+            duration = max(durations) if durations else None
+    return ProbeInfo(duration=duration, video=video, audio=audio, attached_pictures=pictures, streams=tuple(streams))
 
 
 # ---- reading ----------------------------------------------------------------------------------------------
 def read_audio(
     path: str | Path, sample_rate: int, start: float | None = None, duration: float | None = None
 ) -> np.ndarray:
-    """Decode the audio stream as mono float32 at ``sample_rate`` (optionally a window), one ffmpeg call."""
-    kwargs = {}
-    if start is not None:
-        kwargs["ss"] = f"{start:.6f}"
-    if duration is not None:
-        kwargs["t"] = f"{duration:.6f}"
-    stream = ffmpeg.input(str(path), **kwargs).output(
-        "pipe:", format="f32le", acodec="pcm_f32le", ac=1, ar=sample_rate, map="0:a:0"
-    )
-    raw = run(stream.global_args("-nostdin", "-loglevel", "error"), path)
-    return np.frombuffer(raw, dtype=np.float32).copy()
+    """Decode the first audio stream as mono float32 at ``sample_rate`` (optionally a window of it).
+
+    Channels are downmixed and the rate converted by libswresample (FFmpeg's own resampler, as ``ffmpeg -ac 1
+    -ar <rate>`` does); :func:`probe` tells what the source had, so callers can record the conversion.
+    """
+    path = Path(path)
+    chunks: list[np.ndarray] = []
+    with _open(path) as container:
+        if not container.streams.audio:
+            raise MediaError(f"{path}: no audio stream")
+        stream = container.streams.audio[0]
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+        try:
+            for frame in container.decode(stream):
+                chunks += [out.to_ndarray().reshape(-1) for out in resampler.resample(frame)]
+            chunks += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
+        except av.FFmpegError as err:
+            decoded = sum(map(len, chunks)) / sample_rate
+            raise MediaError(f"{path}: truncated or corrupt: audio decoding failed after {decoded:.2f} s "
+                             f"({_reason(err)})") from err
+    wave = np.concatenate(chunks).astype(np.float32, copy=False) if chunks else np.zeros(0, np.float32)
+    first = int(round((start or 0.0) * sample_rate))
+    last = None if duration is None else first + int(round(duration * sample_rate))
+    return np.ascontiguousarray(wave[first:last])
+
+
+def _frame_array(frame, rotation: int, size: tuple[int, int] | None) -> np.ndarray:
+    """(H, W, 3) uint8 RGB as displayed: scaled to ``size`` = (width, height) of the displayed frame, then turned
+    by the display rotation (counter-clockwise, as FFmpeg's display matrix defines it)."""
+    if size is None:
+        arr = frame.to_ndarray(format="rgb24")
+    else:
+        width, height = (size[1], size[0]) if rotation % 180 else size
+        arr = frame.reformat(width=width, height=height, format="rgb24", interpolation="BICUBIC").to_ndarray()
+    return np.ascontiguousarray(np.rot90(arr, k=rotation // 90)) if rotation else arr
 
 
 def read_frames(
     path: str | Path, times: list[float], size: tuple[int, int] | None = None, info: ProbeInfo | None = None
 ) -> list[np.ndarray]:
-    """RGB frames (H, W, 3) uint8 shown at each time in ``times`` (seconds), in one decode pass.
+    """RGB frames (H, W, 3) uint8 displayed at each time in ``times`` (seconds from the start of the file).
 
-    ffmpeg's ``select`` filter keeps only the wanted frame numbers (floor(t * fps)), so memory stays small even
-    for long high-resolution videos. ``size`` = (width, height) rescales.
+    The frame displayed at time t is the last one whose presentation time is at or before t (the first frame for
+    a t before it), so constant and variable frame rates are handled alike. Frames are decoded in one pass and
+    converted only when picked, so memory stays small for long high-resolution videos. The display rotation is
+    applied: frames come out upright at their display size; ``size`` = (width, height) rescales.
     """
+    path = Path(path)
     info = info or probe(path)
     if not info.has_video:
-        raise MediaError(f"{path}: no video stream")
+        raise MediaError(f"{path}: no video stream" + (" (only an attached picture)" if info.attached_pictures else ""))
     if not times:
         return []
-    width, height = size or (info.width, info.height)
-    fps = info.fps or 25.0
-    wanted = sorted({max(0, int(t * fps)) for t in times})
-    stream = ffmpeg.input(str(path)).video.filter("select", "+".join(f"eq(n,{n})" for n in wanted))
-    if size:
-        stream = stream.filter("scale", width, height)
-    stream = stream.output("pipe:", format="rawvideo", pix_fmt="rgb24", fps_mode="passthrough")
-    raw = run(stream.global_args("-nostdin", "-loglevel", "error"), path)
-    frame_bytes = width * height * 3
-    n = len(raw) // frame_bytes
-    if n == 0:
-        raise MediaError(f"{path}: no decodable video frames")
-    if n < len(wanted):
-        raise MediaError(f"{path}: truncated or corrupt: video frame {wanted[n]} (t={wanted[n] / fps:.2f} s) "
-                         f"cannot be decoded")
-    frames = np.frombuffer(raw[: n * frame_bytes], dtype=np.uint8).reshape(n, height, width, 3)
-    by_number = dict(zip(wanted, frames, strict=True))
-    return [by_number[max(0, int(t * fps))].copy() for t in times]
+    wanted = sorted(set(times))
+    picked: dict[float, np.ndarray] = {}
+    rotation = info.video.rotation
+    last_time, max_gap, error = None, 0.0, None
+    with _open(path) as container:
+        stream = next(s for s in container.streams.video if not _is_attached_picture(s))
+        origin = container.start_time / av.time_base if container.start_time is not None else 0.0
+        k, shown = 0, None
+        try:
+            for frame in container.decode(stream):
+                if frame.time is None:
+                    continue
+                t = float(frame.time) - origin
+                while k < len(wanted) and wanted[k] < t:
+                    picked[wanted[k]] = _frame_array(shown if shown is not None else frame, rotation, size)
+                    k += 1
+                if k == len(wanted):
+                    break
+                if last_time is not None:
+                    max_gap = max(max_gap, t - last_time)
+                shown, last_time = frame, t
+        except av.FFmpegError as err:
+            error = err
+        if last_time is None:
+            raise MediaError(f"{path}: no decodable video frames" + (f" ({_reason(error)})" if error else ""))
+        # The last frame stays on screen until the end; a time far past it means the stream stopped early.
+        reach = last_time + max(1.0, 2 * max_gap)
+        for t in wanted[k:]:
+            if t > reach:
+                why = f": {_reason(error)}" if error else ""
+                raise MediaError(f"{path}: truncated or corrupt: no video frame after t={last_time:.2f} s, a frame at "
+                                 f"t={t:.2f} s is needed{why}")
+            picked[t] = _frame_array(shown, rotation, size)
+    return [picked[t].copy() for t in times]
 
 
 # ---- writing ----------------------------------------------------------------------------------------------
