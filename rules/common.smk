@@ -6,6 +6,12 @@ import yaml
 from snakemake.utils import validate
 
 validate(config, schema="../workflow/schemas/config.schema.yaml")
+# The package's modules used at parse time are plain Python (no torch); sonic.config also checks the names that
+# refer to datasets and variants (a misspelt one is an error, not a silent skip).
+sys.path.insert(0, str(Path(workflow.basedir)))
+from sonic.config import check_names  # noqa: E402
+
+check_names(config, "config")
 
 RESULTS = Path(config.get("results", "results"))
 
@@ -74,7 +80,6 @@ PRETRAIN = (config.get("pretrain") or {}).get("enabled", False)
 
 
 # Training variants (sonic/variants.py is plain Python, importable without torch).
-sys.path.insert(0, str(Path(workflow.basedir)))
 from sonic import variants  # noqa: E402
 
 TRAINING = config.get("training") or {}
@@ -119,13 +124,11 @@ EXTERNAL_METHODS = list(EXTERNAL.get("methods") or [])
 TABLE1_TRAINED = ["SonicDiffusion"] + COMPETITORS  # generated here, one job per dataset
 TABLE1_METHODS = TABLE1_TRAINED + EXTERNAL_METHODS
 ABLATION_TABLES = list(ABLATION_VARIANTS)
-ABLATION_DATASETS = [
-    d for d in EVALUATION.get("ablation_datasets", DATASETS) if d in DATASETS
-]
-PAPER_TABLES = (
-    f"--paper {_shipped(EVALUATION['paper_tables'])}"
+ABLATION_DATASETS = EVALUATION.get("ablation_datasets", DATASETS)
+PAPER_TABLES = (  # arguments of the table commands: `--paper <folder>` or none
+    ["--paper", _shipped(EVALUATION["paper_tables"])]
     if EVALUATION.get("paper_tables")
-    else ""
+    else []
 )
 
 
@@ -181,7 +184,7 @@ def ablation_scores(wildcards):
 # pipeline with its adapters off.
 EDITING = config.get("editing") or {}
 EDIT_METHODS = ["SonicDiffusion", "PnP", "AudioToken", "GlueGen"]
-EDIT_DATASETS = [d for d in EDITING.get("datasets", DATASETS) if d in DATASETS]
+EDIT_DATASETS = EDITING.get("datasets", DATASETS)
 
 
 wildcard_constraints:

@@ -18,7 +18,7 @@ rule synth:
         spec=lambda w: DATA["datasets"][w.dataset],
         seed=config["seed"],
     shell:
-        "sonic synth --config {params.config:q} --dataset {wildcards.dataset} --out {output.root:q} "
+        "sonic synth --config {params.config:q} --dataset {wildcards.dataset:q} --out {output.root:q} "
         "--threads {threads} > {log:q} 2>&1"
 
 
@@ -40,7 +40,7 @@ rule index_dataset:
         config=CONFIG,
         spec=lambda w: DATA["datasets"][w.dataset],
     shell:
-        "sonic data index --config {params.config:q} --dataset {wildcards.dataset} "
+        "sonic data index --config {params.config:q} --dataset {wildcards.dataset:q} "
         "--videos {output.videos:q} --rejects {output.rejects:q} > {log:q} 2>&1"
 
 
@@ -65,12 +65,21 @@ rule extract_shard:
         settings=lambda w: {
             k: v
             for k, v in DATA.items()
-            if k not in ("datasets", "synth", "raw", "shards")
+            if k
+            not in (
+                "datasets",
+                "synth",
+                "raw",
+                "shards",
+                "split",
+                "val_fraction",
+                "eval_audios_per_class",
+            )
         },
         sample_rate=config["audio_encoder"]["sample_rate"],
     shell:
-        "sonic data extract --config {params.config:q} --dataset {wildcards.dataset} --videos {input.videos:q} "
-        "--shard {wildcards.shard} --shards {params.shards} --out {output.shard:q} > {log:q} 2>&1"
+        "sonic data extract --config {params.config:q} --dataset {wildcards.dataset:q} --videos {input.videos:q} "
+        "--shard {wildcards.shard:q} --shards {params.shards} --out {output.shard:q} > {log:q} 2>&1"
 
 
 rule manifest:
@@ -79,6 +88,11 @@ rule manifest:
             rules.extract_shard.output.shard, dataset=w.dataset, shard=SHARDS
         ),
         index_rejects=rules.index_dataset.output.rejects,
+        split_lists=lambda w: (
+            list((DATA["datasets"][w.dataset].get("split_files") or {}).values())
+            if DATA.get("split") == "file"
+            else []
+        ),
     output:
         manifest=results("data", "{dataset}", "manifest.csv"),
         rejects=results("data", "{dataset}", "rejects.csv"),
@@ -96,8 +110,10 @@ rule manifest:
             DATA.get("val_fraction"),
             DATA.get("eval_audios_per_class"),
             config["seed"],
+            DATA.get("split"),
+            DATA["datasets"][w.dataset].get("split_files"),
         ],
     shell:
-        "sonic data manifest --config {params.config:q} --dataset {wildcards.dataset} --shard-dirs {input.shards:q} "
+        "sonic data manifest --config {params.config:q} --dataset {wildcards.dataset:q} --shard-dirs {input.shards:q} "
         "--index-rejects {input.index_rejects:q} --out {output.manifest:q} --rejects {output.rejects:q} "
         "> {log:q} 2>&1"

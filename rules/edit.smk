@@ -25,7 +25,7 @@ rule edit_run:
         settings=lambda w: [config["generation"], EDITING],
         cache=results("edited", "inversions"),
     shell:
-        "sonic evaluate edit --config {params.config:q} --method {wildcards.edit_method} "
+        "sonic evaluate edit --config {params.config:q} --method {wildcards.edit_method:q} "
         "--weights {input.weights:q} --manifest {input.manifest:q} --clap {input.clap:q} "
         "--clap-index {input.clap_index:q} --cache {params.cache:q} --out {output.images:q} "
         "--threads {threads} > {log:q} 2>&1"
@@ -60,10 +60,10 @@ rule score_edit:  # all methods of a dataset in one job (one process: imports an
     params:
         config=CONFIG,
         sources=EDITING.get("num_sources", 2),
-        methods=" ".join(EDIT_METHODS),
+        methods=EDIT_METHODS,
     shell:
-        "sonic evaluate score --config {params.config:q} --method {params.methods} "
-        "--dataset {wildcards.dataset} --manifest {input.manifest:q} --references {input.references:q} "
+        "sonic evaluate score --config {params.config:q} --method {params.methods:q} "
+        "--dataset {wildcards.dataset:q} --manifest {input.manifest:q} --references {input.references:q} "
         "--references-index {input.index:q} --images {input.images:q} --seeds {params.sources} "
         "--out {output.scores:q} --per-image {output.per_image:q} --threads {threads} > {log:q} 2>&1"
 
@@ -92,7 +92,7 @@ rule table2:
         paper=PAPER_TABLES,
     shell:
         "sonic evaluate table table2 --scores {input.scores:q} --out {output.csv:q} "
-        "--markdown {output.md:q} {params.paper} --title 'Table 2: editing' > {log:q} 2>&1"
+        "--markdown {output.md:q} {params.paper:q} --title 'Table 2: editing' > {log:q} 2>&1"
 
 
 rule edit_figures:
@@ -149,9 +149,7 @@ rule edit_grid:
     conda:
         "../envs/evaluate.yaml"
     params:
-        runs=lambda w, input: " ".join(
-            f"{m}={p}" for m, p in zip(EDIT_METHODS, input.runs)
-        ),
+        runs=lambda w, input: [f"{m}={p}" for m, p in zip(EDIT_METHODS, input.runs)],
     shell:
-        "sonic evaluate grid --edits --manifest {input.manifest:q} --runs {params.runs} "
+        "sonic evaluate grid --edits --manifest {input.manifest:q} --runs {params.runs:q} "
         "--out {output.png:q} > {log:q} 2>&1"

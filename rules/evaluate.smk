@@ -34,7 +34,7 @@ rule train_competitor:
         budget=budget,
         out=lambda w: results("train", w.dataset, w.competitor),
     shell:
-        "sonic train {params.method} --config {params.config:q} "
+        "sonic train {params.method:q} --config {params.config:q} "
         "--manifest {input.manifest:q} --clap {input.clap:q} --clap-index {input.clap_index:q} "
         "--captions {input.captions:q} --out {params.out:q} --budget {params.budget} "
         "--threads {threads} > {log:q} 2>&1"
@@ -87,7 +87,7 @@ rule generate_eval:
         config=CONFIG,
         settings=lambda w: [config["generation"], EVALUATION],
     shell:
-        "sonic evaluate generate --config {params.config:q} --method {wildcards.method} "
+        "sonic evaluate generate --config {params.config:q} --method {wildcards.method:q} "
         "--weights {input.weights:q} --manifest {input.manifest:q} --clap {input.clap:q} "
         "--clap-index {input.clap_index:q} --out {output.images:q} --threads {threads} > {log:q} 2>&1"
 
@@ -119,9 +119,9 @@ rule generate_table1:
     params:
         config=CONFIG,
         settings=lambda w: [config["generation"], EVALUATION],
-        methods=" ".join(TABLE1_TRAINED),
+        methods=TABLE1_TRAINED,
     shell:
-        "sonic evaluate generate --config {params.config:q} --method {params.methods} "
+        "sonic evaluate generate --config {params.config:q} --method {params.methods:q} "
         "--weights {input.weights:q} --manifest {input.manifest:q} --clap {input.clap:q} "
         "--clap-index {input.clap_index:q} --out {output.images:q} --threads {threads} > {log:q} 2>&1"
 
@@ -146,8 +146,8 @@ rule score:
     params:
         config=CONFIG,
     shell:
-        "sonic evaluate score --config {params.config:q} --method {wildcards.method} "
-        "--dataset {wildcards.dataset} --manifest {input.manifest:q} --references {input.references:q} "
+        "sonic evaluate score --config {params.config:q} --method {wildcards.method:q} "
+        "--dataset {wildcards.dataset:q} --manifest {input.manifest:q} --references {input.references:q} "
         "--references-index {input.index:q} --images {input.images:q} --out {output.scores:q} "
         "--per-image {output.per_image:q} --threads {threads} > {log:q} 2>&1"
 
@@ -179,10 +179,10 @@ rule score_table1:
         runtime=60,
     params:
         config=CONFIG,
-        methods=" ".join(TABLE1_METHODS),
+        methods=TABLE1_METHODS,
     shell:
-        "sonic evaluate score --config {params.config:q} --method {params.methods} "
-        "--dataset {wildcards.dataset} --manifest {input.manifest:q} --references {input.references:q} "
+        "sonic evaluate score --config {params.config:q} --method {params.methods:q} "
+        "--dataset {wildcards.dataset:q} --manifest {input.manifest:q} --references {input.references:q} "
         "--references-index {input.index:q} --images {input.images:q} --out {output.scores:q} "
         "--per-image {output.per_image:q} --threads {threads} > {log:q} 2>&1"
 
@@ -207,7 +207,7 @@ rule table1:
         paper=PAPER_TABLES,
     shell:
         "sonic evaluate table table1 --scores {input.scores:q} --out {output.csv:q} "
-        "--markdown {output.md:q} {params.paper} --title 'Table 1: generation' > {log:q} 2>&1"
+        "--markdown {output.md:q} {params.paper:q} --title 'Table 1: generation' > {log:q} 2>&1"
 
 
 rule ablation_table:
@@ -229,8 +229,8 @@ rule ablation_table:
     params:
         paper=PAPER_TABLES,
     shell:
-        "sonic evaluate table {wildcards.table} --scores {input.scores:q} --out {output.csv:q} "
-        "--markdown {output.md:q} {params.paper} --title {wildcards.table} > {log:q} 2>&1"
+        "sonic evaluate table {wildcards.table:q} --scores {input.scores:q} --out {output.csv:q} "
+        "--markdown {output.md:q} {params.paper:q} --title {wildcards.table:q} > {log:q} 2>&1"
 
 
 rule ablations:
@@ -254,9 +254,7 @@ rule comparison_grid:
     conda:
         "../envs/evaluate.yaml"
     params:
-        runs=lambda w, input: " ".join(
-            f"{m}={p}" for m, p in zip(TABLE1_METHODS, input.runs)
-        ),
+        runs=lambda w, input: [f"{m}={p}" for m, p in zip(TABLE1_METHODS, input.runs)],
     shell:
-        "sonic evaluate grid --manifest {input.manifest:q} --runs {params.runs} "
+        "sonic evaluate grid --manifest {input.manifest:q} --runs {params.runs:q} "
         "--out {output.png:q} > {log:q} 2>&1"

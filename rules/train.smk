@@ -35,7 +35,7 @@ rule train_stage1:
         budget=budget,
         out=lambda w: results("train", w.dataset, "stage1", w.run),
     shell:
-        "sonic train stage1 --config {params.config:q} --variant {wildcards.run} "
+        "sonic train stage1 --config {params.config:q} --variant {wildcards.run:q} "
         "--manifest {input.manifest:q} --clap {input.clap:q} --clap-index {input.clap_index:q} "
         "--captions {input.captions:q} --out {params.out:q} --budget {params.budget} "
         "--threads {threads} > {log:q} 2>&1"
@@ -70,12 +70,12 @@ rule train_stage2:
         config=CONFIG,
         settings=lambda w: variants.resolve(config, w.variant),
         projector=lambda w, input: (
-            f"--projector {input.projector}" if input.projector else ""
+            ["--projector", input.projector] if input.projector else []
         ),
         budget=budget,
         out=lambda w: results("train", w.dataset, w.variant),
     shell:
-        "sonic train stage2 --config {params.config:q} --variant {wildcards.variant} "
+        "sonic train stage2 --config {params.config:q} --variant {wildcards.variant:q} "
         "--manifest {input.manifest:q} --clap {input.clap:q} --clap-index {input.clap_index:q} "
-        "{params.projector} --out {params.out:q} --budget {params.budget} "
+        "{params.projector:q} --out {params.out:q} --budget {params.budget} "
         "--threads {threads} > {log:q} 2>&1"

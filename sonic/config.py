@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from sonic.variants import variant_names
+
 
 class ConfigError(ValueError):
     """A configuration that cannot be used; the message names the file and the key."""
@@ -79,11 +81,16 @@ class DataConfig:
     val_fraction: float = 0.1
     eval_audios_per_class: int = 5
     shards: int = 2
+    split: str = "video"  # video | native | file | clip (sonic.data.manifest.SPLIT_MODES)
 
     def dataset(self, name: str) -> dict:
         if name not in self.datasets:
             raise ConfigError(f"data.datasets has no dataset {name!r}; configured: {sorted(self.datasets)}")
         return self.datasets[name]
+
+    def split_files(self, name: str) -> dict | None:
+        """The dataset's ``{train, val}`` split lists (the ``file`` split), or None."""
+        return self.dataset(name).get("split_files")
 
 
 @dataclass(frozen=True)
@@ -116,8 +123,29 @@ def validate(data: dict, source: str = "<config>") -> None:
         raise ConfigError(f"{source}: invalid configuration\n" + "\n".join(lines))
 
 
+def check_names(data: dict, source: str = "<config>") -> None:
+    """The names a schema cannot check: every dataset named in ``evaluation.ablation_datasets``,
+    ``editing.datasets`` and ``training.budget`` is a key of ``data.datasets``, every variant named in
+    ``training.run_variants`` one of ``training.variants``. Plain Python: ``rules/common.smk`` calls it right after
+    its schema validation, before any rule is laid out, so a misspelt name is an error, never a silent skip."""
+    datasets = sorted((data.get("data") or {}).get("datasets") or {})
+    variants = variant_names(data)
+    training, evaluation = data.get("training") or {}, data.get("evaluation") or {}
+    named = [
+        ("evaluation.ablation_datasets", evaluation.get("ablation_datasets"), "a dataset", datasets),
+        ("editing.datasets", (data.get("editing") or {}).get("datasets"), "a dataset", datasets),
+        ("training.budget", list(training.get("budget") or {}), "a dataset", datasets),
+        ("training.run_variants", training.get("run_variants"), "a variant (training.variants)", variants),
+    ]
+    lines = [f"  {key}: {name!r} is not {what}; configured: {', '.join(known)}"
+             for key, names, what, known in named for name in names or [] if name not in known]
+    if lines:
+        raise ConfigError(f"{source}: invalid configuration\n" + "\n".join(lines))
+
+
 def from_dict(data: dict, source: str = "<config>") -> Config:
     validate(data, source)
+    check_names(data, source)
     placement = data.get("adapters", {}).get("placement", "mid_and_decoder")
     return Config(
         profile=data["profile"],
@@ -128,16 +156,22 @@ def from_dict(data: dict, source: str = "<config>") -> Config:
         projector=ProjectorSettings(**data.get("projector", {})),
         adapters=AdapterConfig(placement=placement if isinstance(placement, str) else tuple(placement)),
         generation=GenerationConfig(**data.get("generation", {})),
-        data=_data_config(data["data"]),
+        data=_data_config(data["data"], source),
         raw=data,
         source=source,
     )
 
 
-def _data_config(d: dict) -> DataConfig:
+def _data_config(d: dict, source: str) -> DataConfig:
     d = dict(d)
     synth = d.pop("synth", None) or {}
-    return DataConfig(synth_size=synth.get("size"), synth_bad_inputs=bool(synth.get("bad_inputs", False)), **d)
+    data = DataConfig(synth_size=synth.get("size"), synth_bad_inputs=bool(synth.get("bad_inputs", False)), **d)
+    if data.split == "file":
+        missing = [name for name in sorted(data.datasets) if not data.split_files(name)]
+        if missing:
+            raise ConfigError(f"{source}: data.split is 'file' but data.datasets.{missing[0]} has no split_files "
+                              f"({{train: <list>, val: <list>}}); datasets without lists: {missing}")
+    return data
 
 
 def load(path: str | Path) -> Config:

@@ -48,3 +48,54 @@ def test_model_locations(tmp_path):
     assert check_location("clap", "hub:laion/clap-htsat-unfused") == "laion/clap-htsat-unfused"
     with pytest.raises(config.ConfigError, match="models.clap is not set"):
         check_location("clap", None)
+
+
+def demo_config() -> dict:
+    return yaml.safe_load((ROOT / "config.yaml").read_text())
+
+
+@pytest.mark.parametrize("name", ["a b", "x/y", ".hidden", ""])
+def test_dataset_names_are_path_and_argument_safe(name):
+    data = demo_config()
+    data["data"]["datasets"][name] = data["data"]["datasets"].pop("ravdess")
+    with pytest.raises(config.ConfigError, match=r"data\.datasets: .* does not match"):
+        config.from_dict(data)
+
+
+@pytest.mark.parametrize("section, key, value, message", [
+    ("evaluation", "ablation_datasets", ["landscpe", "greatest_hits"],
+     "evaluation.ablation_datasets: 'landscpe' is not a dataset; configured: greatest_hits, landscape, ravdess"),
+    ("editing", "datasets", ["landscape", "greatest_hit"],
+     "editing.datasets: 'greatest_hit' is not a dataset; configured: greatest_hits, landscape, ravdess"),
+    ("training", "budget", {"ravdes": 3},
+     "training.budget: 'ravdes' is not a dataset; configured: greatest_hits, landscape, ravdess"),
+    ("training", "run_variants", ["full", "no_stage_1"],
+     "training.run_variants: 'no_stage_1' is not a variant (training.variants); configured: full, no_contrastive"),
+])
+def test_names_of_missing_datasets_and_variants_are_errors(section, key, value, message):
+    data = demo_config()
+    data[section][key] = value
+    with pytest.raises(config.ConfigError) as err:
+        config.from_dict(data, "cfg.yaml")
+    assert str(err.value).startswith("cfg.yaml: ") and message in str(err.value)
+    with pytest.raises(config.ConfigError, match=key):  # the same check, on the raw dict, as rules/common.smk calls it
+        config.check_names(data)
+
+
+def test_every_bad_name_is_reported_and_defaults_pass():
+    data = demo_config()
+    data["evaluation"]["ablation_datasets"] = ["a", "b"]
+    data["training"]["run_variants"] = ["c"]
+    with pytest.raises(config.ConfigError) as err:
+        config.check_names(data)
+    assert [line.split(":")[0].strip() for line in str(err.value).splitlines()[1:]] == [
+        "evaluation.ablation_datasets", "evaluation.ablation_datasets", "training.run_variants"]
+    for section, key in [("evaluation", "ablation_datasets"), ("editing", "datasets"), ("training", "budget"),
+                         ("training", "run_variants"), ("training", "variants")]:
+        data = demo_config()
+        del data[section][key]  # unset: all datasets, no budget, the variant `full`
+        config.check_names(data)
+    data = demo_config()
+    data["training"]["variants"] = None
+    data["training"]["run_variants"] = ["full"]
+    config.check_names(data)

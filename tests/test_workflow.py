@@ -104,6 +104,19 @@ def test_training_budget_scales_every_training_run_of_one_dataset(tmp_path):
         assert expected in command, command
 
 
+def test_a_misspelt_dataset_or_variant_stops_the_workflow(tmp_path):
+    """Names of datasets and variants that are not configured are config errors at parse time (not skipped)."""
+    overlay = tmp_path / "typo.yaml"
+    overlay.write_text("evaluation:\n  ablation_datasets: [landscpe]\ntraining:\n  run_variants: [ful]\n")
+    cmd = [str(BIN / "snakemake"), "-n", "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path),
+           "--configfile", str(ROOT / "config.yaml"), str(overlay)]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    text = out.stdout + out.stderr
+    assert out.returncode != 0
+    assert "evaluation.ablation_datasets: 'landscpe' is not a dataset" in text, text[-2000:]
+    assert "training.run_variants: 'ful' is not a variant" in text
+
+
 def paper_dry_run(tmp_path: Path, *targets: str) -> str:
     """A dry run on the paper configuration; the real model folders and files are stood in for by empty ones."""
     for folder in ("stable-diffusion-v1-4", "clap-htsat-unfused", "blip2-opt-2.7b", "clip-vit-base-patch32",

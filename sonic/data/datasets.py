@@ -124,10 +124,25 @@ def index_greatest_hits(spec: DatasetSpec) -> Index:
 
 
 # ---- Landscape (+ Into the Wild) ----------------------------------------------------------------------------
+def _folder_key(folder: str) -> str:
+    return re.sub(r"[\s_\-]+", " ", folder.strip().lower())
+
+
 def landscape_class(folder: str, aliases: Mapping[str, str]) -> str | None:
-    key = re.sub(r"[\s_\-]+", " ", folder.strip().lower())
+    key = _folder_key(folder)
     key = aliases.get(key, DEFAULT_LANDSCAPE_ALIASES.get(key, key))
     return key if key in LANDSCAPE_CLASSES else None
+
+
+def unknown_class_reason(folder: str, aliases: Mapping[str, str]) -> str:
+    """The reject reason of a class folder that is neither a class nor an alias, naming the closest class."""
+    import difflib
+
+    key = _folder_key(folder)
+    names = {c: c for c in LANDSCAPE_CLASSES} | DEFAULT_LANDSCAPE_ALIASES | dict(aliases)
+    close = difflib.get_close_matches(key, list(names), n=1, cutoff=0.6)
+    hint = f"did you mean {names[close[0]]!r}? " if close and names[close[0]] in LANDSCAPE_CLASSES else ""
+    return f"unknown class folder {folder!r} ({hint}add it to the dataset's aliases in the config)"
 
 
 def index_landscape(spec: DatasetSpec) -> Index:
@@ -135,7 +150,7 @@ def index_landscape(spec: DatasetSpec) -> Index:
     if not root.is_dir():
         raise FileNotFoundError(f"{spec.name}: dataset root {root} is not a folder (expected landscape/)")
     videos, rejects = [], []
-    aliases = {re.sub(r"[\s_\-]+", " ", k.lower()): v for k, v in spec.aliases.items()}
+    aliases = {_folder_key(k): v for k, v in spec.aliases.items()}
     split_dirs = [d for d in sorted(root.iterdir()) if d.is_dir() and d.name in ("train", "test")]
     class_roots = [(d.name, d) for d in split_dirs] or [(None, root)]
     for split, base in class_roots:
@@ -143,8 +158,7 @@ def index_landscape(spec: DatasetSpec) -> Index:
             label = landscape_class(folder.name, aliases)
             for path in sorted(p for p in folder.rglob("*") if p.is_file()):
                 if label is None:
-                    rejects.append(Reject(spec.name, str(path), "index",
-                                          f"unknown class folder {folder.name!r} (add it to the alias table)"))
+                    rejects.append(Reject(spec.name, str(path), "index", unknown_class_reason(folder.name, aliases)))
                 elif path.suffix.lower() != ".mp4":
                     rejects.append(Reject(spec.name, str(path), "index", "not an .mp4 video"))
                 elif path.stat().st_size == 0:

@@ -86,7 +86,7 @@ def edit_run(cfg, method: str, weights: str, manifest: str | Path, clap: str | P
     from sonic import registry
     from sonic.editing.inversion import InversionCache, model_identity
     from sonic.editing.pnp import PnPConfig, edit
-    from sonic.evaluation.references import load_images
+    from sonic.images import load_images
 
     if method not in EDIT_METHODS:
         raise ValueError(f"unknown editing method {method!r}; one of {EDIT_METHODS}")

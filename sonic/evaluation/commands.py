@@ -138,7 +138,7 @@ def figures(cfg: Config, weights: str, manifest: str, fig10: str, norms_csv: str
     from sonic.data.tables import read_csv
     from sonic.editing.controls import figure10, gate_norms, save_gate_norms
     from sonic.editing.runs import source_images
-    from sonic.evaluation.references import load_images
+    from sonic.images import load_images
     from sonic.evaluation.runs import eval_jobs
 
     pipe = load_generator(cfg, SONIC, weights)

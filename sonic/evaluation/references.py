@@ -2,8 +2,10 @@
 
 For every clip of the validation split: the Wav2CLIP embedding of its audio (the AIS references), the
 ``clip_eval`` embedding of its frame (the IIS references and ground truth) and the FID features of its frame (the
-FID real set). One safetensors file (``audio``, ``frames``, ``fid``; row i = clip i) plus an index CSV
-(row, clip_id, label), so every method's scoring reads the same numbers.
+FID real set). Frames are seen at the evaluation size, as generated images are: resized on the shorter side and
+centre-cropped to ``generation.resolution`` (never squashed), and processed in batches, so memory does not grow
+with the number of frames or their native size. One safetensors file (``audio``, ``frames``, ``fid``; row i =
+clip i) plus an index CSV (row, clip_id, label), so every method's scoring reads the same numbers.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
 from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
 
 from sonic.audio import load_audio
 from sonic.data.tables import read_csv, write_csv
+from sonic.images import image_batches
 
 log = logging.getLogger(__name__)
 
@@ -29,21 +32,6 @@ AUDIO_SECONDS = 10.0  # Wav2CLIP input length; shorter clips are repeated to len
 def fixed_length(wave: np.ndarray, samples: int) -> np.ndarray:
     """Crop to ``samples`` or repeat the clip until it is that long."""
     return np.resize(wave, samples) if len(wave) < samples else wave[:samples]
-
-
-def load_images(paths: list[str], size: int | None = None) -> torch.Tensor:
-    """(N, 3, H, W) float images in [0, 1]; resized to ``size`` x ``size`` when given (else all must agree)."""
-    arrays = []
-    for p in paths:
-        with Image.open(p) as im:
-            im = im.convert("RGB")
-            if size is not None and im.size != (size, size):
-                im = im.resize((size, size), Image.BICUBIC)
-            arrays.append(np.asarray(im, dtype=np.float32) / 255.0)
-    shapes = {a.shape for a in arrays}
-    if len(shapes) > 1:
-        raise ValueError(f"images differ in size {sorted(shapes)}; pass size=")
-    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
 
 
 def feature_network(cfg, clip_eval):
@@ -73,8 +61,10 @@ class References:
         return self.clip_ids.index(clip_id)
 
 
-def compute_references(cfg, manifest: str | Path, out: str | Path, index_out: str | Path) -> References:
-    """Embed the validation clips of ``manifest`` with the evaluation models and write the cache."""
+def compute_references(cfg, manifest: str | Path, out: str | Path, index_out: str | Path, batch_size: int = 32,
+                       progress: bool = True) -> References:
+    """Embed the validation clips of ``manifest`` with the evaluation models and write the cache; frames and
+    audio are read ``batch_size`` at a time."""
     from sonic import registry
     from sonic.evaluation.clip_scores import image_features
     from sonic.metrics.models import wav2clip_features
@@ -85,12 +75,22 @@ def compute_references(cfg, manifest: str | Path, out: str | Path, index_out: st
         raise ValueError(f"{manifest}: {len(val)} validation clip(s); the metrics need at least 2 references")
     wav2clip = registry.load_wav2clip(cfg)
     n = int(AUDIO_SECONDS * wav2clip.sample_rate)
-    waves = torch.from_numpy(np.stack([fixed_length(load_audio(p, wav2clip.sample_rate), n) for p in val["audio"]]))
-    audio = wav2clip_features(wav2clip, waves)
+    audio_paths = val["audio"].astype(str).tolist()
+    audio = torch.cat([
+        wav2clip_features(wav2clip, torch.from_numpy(np.stack([fixed_length(load_audio(p, wav2clip.sample_rate), n)
+                                                               for p in audio_paths[i : i + batch_size]])))
+        for i in range(0, len(audio_paths), batch_size)
+    ])
     clip_eval = registry.load_clip(cfg, "clip_eval")
-    frames = load_images(val["frame"].astype(str).tolist())
-    frame_emb = image_features(clip_eval, frames)
-    fid = batched(feature_network(cfg, clip_eval), frames)
+    fid_net = feature_network(cfg, clip_eval)
+    frame_emb, fid = [], []
+    bar = tqdm(total=len(val), desc="reference frames", unit="frame", disable=not progress)
+    for frames in image_batches(val["frame"].astype(str).tolist(), cfg.generation.resolution, batch_size):
+        frame_emb.append(image_features(clip_eval, frames))
+        fid.append(batched(fid_net, frames))
+        bar.update(len(frames))
+    bar.close()
+    frame_emb, fid = torch.cat(frame_emb), torch.cat(fid)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     save_file({"audio": audio.contiguous(), "frames": frame_emb.contiguous(), "fid": fid.contiguous()}, str(out),
               metadata={"wav2clip": str(cfg.models.wav2clip), "clip_eval": str(cfg.models.clip_eval),

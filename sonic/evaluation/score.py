@@ -16,8 +16,9 @@ import pandas as pd
 import torch
 
 from sonic.data.tables import read_csv, write_csv
-from sonic.evaluation.references import References, batched, feature_network, load_images
+from sonic.evaluation.references import References, batched, feature_network
 from sonic.evaluation.runs import collect_folder, eval_jobs
+from sonic.images import load_images
 
 log = logging.getLogger(__name__)
 

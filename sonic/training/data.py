@@ -13,6 +13,7 @@ from PIL import Image
 
 from sonic.data.tables import read_csv
 from sonic.features import load_clap_cache
+from sonic.images import resize_shorter_side
 
 
 @dataclass(frozen=True)
@@ -78,11 +79,7 @@ class FrameStore:
             return self._cache[i]
         try:
             with Image.open(self.paths[i]) as img:
-                img = img.convert("RGB")
-                w, h = img.size
-                scale = self.side / min(w, h)
-                img = img.resize((max(self.side, round(w * scale)), max(self.side, round(h * scale))),
-                                 Image.Resampling.BICUBIC)
+                img = resize_shorter_side(img.convert("RGB"), self.side)
                 x = torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1).contiguous()  # (3, H, W) uint8
         except OSError as err:
             raise OSError(f"{self.paths[i]}: cannot read the frame ({err})") from err

@@ -8,7 +8,8 @@ An Accelerate loop (device placement, mixed precision, multi-GPU when launched w
 * ``checkpoint-<step>`` folders every ``checkpoint_every`` steps holding only the trainable parameters, the
   optimizer and the LR schedule (never the frozen UNet), the oldest removed beyond ``checkpoints_total_limit``,
   and automatic resume from the latest complete one when the run is started again (diffusers'
-  ``train_text_to_image.py`` pattern);
+  ``train_text_to_image.py`` pattern); ``state.json`` is written last and atomically, and a checkpoint that
+  cannot be read back (a torn file) is set aside with a warning and the one before it resumed;
 * ``losses.csv`` (one row per step), ``loss.png`` (the curve) and a progress bar with ETA.
 """
 
@@ -19,7 +20,9 @@ import hashlib
 import json
 import logging
 import math
+import os
 import shutil
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -103,26 +106,69 @@ def _save_checkpoint(out_dir: Path, step: int, model, optimizer, scheduler, limi
     tensors = {k: v.detach().float().cpu().contiguous() for k, v in trainable_parameters(model).items()}
     save_file(tensors, str(path / "trainable.safetensors"))
     torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, path / "optimizer.pt")
-    (path / STATE_FILE).write_text(json.dumps({"step": step, "fingerprint": run_id}) + "\n")
+    write_atomic(path / STATE_FILE, json.dumps({"step": step, "fingerprint": run_id}) + "\n")
     if limit is not None:
         for _, old in checkpoints(out_dir)[:-limit]:
             shutil.rmtree(old)
     return path
 
 
-def _load_checkpoint(path: Path, model, optimizer, scheduler) -> int:
-    params = trainable_parameters(model)
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that a reader sees the old file or the whole new one, never part of it: a
+    temporary file in the same folder, flushed and synced to disk, then renamed over ``path``."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    if hasattr(os, "O_DIRECTORY"):  # POSIX: make the rename itself durable
+        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+@dataclass(frozen=True)
+class _Checkpoint:
+    step: int
+    tensors: dict[str, torch.Tensor]
+    states: dict
+
+
+def _read_state(path: Path) -> dict:
+    state = json.loads((path / STATE_FILE).read_text())
+    if not isinstance(state, dict) or not isinstance(state.get("step"), int):
+        raise ValueError(f"{STATE_FILE} has no integer 'step': {state!r}")
+    return state
+
+
+def _read_checkpoint(path: Path) -> _Checkpoint:
+    """Everything in a checkpoint folder, read before any of it is applied; raises if a file is torn."""
+    state = _read_state(path)
     tensors = load_file(str(path / "trainable.safetensors"))
-    if tensors.keys() != params.keys():
+    states = torch.load(path / "optimizer.pt", map_location="cpu", weights_only=True)
+    if not isinstance(states, dict) or not {"optimizer", "scheduler"} <= states.keys():
+        raise ValueError(f"optimizer.pt lacks 'optimizer' or 'scheduler': keys {sorted(states)[:5]}")
+    return _Checkpoint(state["step"], tensors, states)
+
+
+def _apply_checkpoint(ckpt: _Checkpoint, path: Path, model, optimizer, scheduler) -> int:
+    params, tensors = trainable_parameters(model), ckpt.tensors
+    if tensors.keys() != params.keys():  # not a torn file but a different model: an error, never a skip
         missing, extra = sorted(params.keys() - tensors.keys()), sorted(tensors.keys() - params.keys())
         raise KeyError(f"{path}: checkpoint does not match the model (missing {missing[:5]}, unexpected {extra[:5]})")
     with torch.no_grad():
         for name, p in params.items():
             p.copy_(tensors[name].to(p.dtype))
-    states = torch.load(path / "optimizer.pt", map_location="cpu", weights_only=False)
-    optimizer.load_state_dict(states["optimizer"])
-    scheduler.load_state_dict(states["scheduler"])
-    return int(json.loads((path / STATE_FILE).read_text())["step"])
+    optimizer.load_state_dict(ckpt.states["optimizer"])
+    scheduler.load_state_dict(ckpt.states["scheduler"])
+    return ckpt.step
 
 
 def _read_rows(csv_path: Path, up_to: int) -> list[dict]:
@@ -182,19 +228,10 @@ def run(
     model, optimizer, scheduler = acc.prepare(model, optimizer, scheduler)
     raw_model = acc.unwrap_model(model)
 
-    start_step = 0
-    found = checkpoints(out)
-    stale = [p for _, p in found if json.loads((p / STATE_FILE).read_text()).get("fingerprint", "") != run_id]
-    if stale:
-        log.warning("%s: %d checkpoint(s) in %s belong to another run (settings or inputs changed); starting over",
-                    desc, len(stale), out)
-        for p in stale:
-            shutil.rmtree(p)
-        (out / "losses.csv").unlink(missing_ok=True)
-        found = checkpoints(out)
-    if found:
-        start_step = _load_checkpoint(found[-1][1], raw_model, optimizer, scheduler)
-        log.info("%s: resuming from %s (step %d of %d)", desc, found[-1][1], start_step, s.steps)
+    start_step = _resume(out, raw_model, optimizer, scheduler, run_id, desc, acc.is_main_process)
+    if start_step:
+        log.info("%s: resumed from %s (step %d of %d)", desc, out / f"{CHECKPOINT_PREFIX}{start_step}",
+                 start_step, s.steps)
     csv_path = out / "losses.csv"
     rows = _read_rows(csv_path, start_step)
     fields = None
@@ -238,6 +275,44 @@ def run(
         "final_loss": sum(float(r["loss"]) for r in last) / len(last) if last else None,
         "loop": asdict(s),
     }
+
+
+def _resume(out: Path, model, optimizer, scheduler, run_id: str, desc: str, is_main: bool) -> int:
+    """Load the newest complete and readable checkpoint of this run into the model, optimizer and scheduler and
+    return its step (0: none). Checkpoints of another run are removed, with ``losses.csv``. A checkpoint that cannot
+    be read (a torn ``state.json``, weights or optimizer file) is skipped with a warning naming it and the problem,
+    and moved aside to ``checkpoint-<step>.broken`` (kept for inspection, out of the way of resume and retention);
+    the one before it is tried. Only the main process removes or moves anything."""
+
+    def set_aside(path: Path, problem: str) -> None:
+        log.warning("%s: skipping %s, it cannot be read (%s); moving it to %s.broken", desc, path, problem, path.name)
+        if is_main:
+            broken = path.with_name(f"{path.name}.broken")
+            shutil.rmtree(broken, ignore_errors=True)
+            path.replace(broken)
+
+    found = []
+    for _, path in checkpoints(out):
+        try:
+            found.append((path, _read_state(path).get("fingerprint", "")))
+        except (OSError, ValueError) as e:  # json.JSONDecodeError is a ValueError
+            set_aside(path, f"{STATE_FILE}: {e}")
+    stale = [path for path, fp in found if fp != run_id]
+    if stale:
+        log.warning("%s: %d checkpoint(s) in %s belong to another run (settings or inputs changed); starting over",
+                    desc, len(stale), out)
+        if is_main:
+            for path in stale:
+                shutil.rmtree(path, ignore_errors=True)
+            (out / "losses.csv").unlink(missing_ok=True)
+    for path in reversed([path for path, fp in found if fp == run_id]):
+        try:
+            ckpt = _read_checkpoint(path)
+        except Exception as e:  # a torn file: the safetensors, zip and unpickling readers raise many kinds
+            set_aside(path, f"{type(e).__name__}: {e}")
+            continue
+        return _apply_checkpoint(ckpt, path, model, optimizer, scheduler)
+    return 0
 
 
 def _write_rows(path: Path, rows: list[dict], fields: list[str]) -> None:

@@ -6,7 +6,9 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from sonic.data.datasets import DatasetSpec, index_dataset, landscape_class, parse_ravdess_name
+from sonic.data.datasets import (
+    DatasetSpec, index_dataset, landscape_class, parse_ravdess_name, unknown_class_reason,
+)
 from sonic.data.extract import ExtractSettings, extract_videos
 from tests.data import fixtures
 
@@ -46,7 +48,7 @@ def test_landscape_and_into_the_wild(tmp_path):
     assert labels["train/Wind Noise/été 'windy' clip"] == "wind noise"
     assert labels["into_the_wild/AbCdEfGhIjK"] == "forest+rain"
     got = reasons(rejects)
-    assert ("c1.mp4", "unknown class folder 'cats' (add it to the alias table)") in got
+    assert ("c1.mp4", "unknown class folder 'cats' (add it to the dataset's aliases in the config)") in got
     assert ("readme.txt", "not an .mp4 video") in got
     assert ("unlisted_id.mp4", "not listed in metadata.xlsx") in got
     assert ("metadata.xlsx:MissingVid1", "listed in metadata.xlsx but MissingVid1.mp4 is missing") in got
@@ -123,3 +125,13 @@ def test_manifest_split_is_stratified_and_deterministic():
     again = assign_splits(clips.sample(frac=1, random_state=3), 0.1, 2, seed=0)
     assert again.reset_index(drop=True).equals(out.reset_index(drop=True))
     assert not assign_splits(clips, 0.1, 2, seed=1)["split"].equals(out["split"])
+
+
+def test_unknown_landscape_folder_names_the_closest_class():
+    assert unknown_class_reason("waterfall_bubbling", {}) == (
+        "unknown class folder 'waterfall_bubbling' (did you mean 'waterfall burbling'? add it to the dataset's "
+        "aliases in the config)")
+    assert "did you mean 'fire crackling'?" in unknown_class_reason("Fire-Crackle", {})
+    assert "did you mean" not in unknown_class_reason("cats", {})
+    # a configured alias counts as a known name, and points at its class
+    assert "did you mean 'thunder'?" in unknown_class_reason("thunderstorms", {"thunderstorm": "thunder"})

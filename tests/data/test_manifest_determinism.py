@@ -19,6 +19,7 @@ def build(workdir: Path, seed: int) -> dict[str, str]:
     land = synth.synth_landscape(raw, size="smoke", seed=seed)
     wild = synth.synth_into_the_wild(raw, size="smoke", seed=seed)
     data["data"]["datasets"] = {"landscape": {"format": "landscape", "root": str(land), "into_the_wild": str(wild)}}
+    data["evaluation"]["ablation_datasets"] = data["editing"]["datasets"] = ["landscape"]  # the only dataset here
     cfg = config_mod.from_dict(data)
     out = workdir / "data"
     run_index(cfg, "landscape", out / "videos.csv", out / "index_rejects.csv")

@@ -95,7 +95,7 @@ def test_edit_runs_share_one_inversion_per_source(world, tmp_path):
 def test_structure_scores_of_unchanged_sources(world):
     """Edits that are their sources: edge SSIM 1 and CLIP similarity 1 to the own source, less to the others."""
     from sonic import registry
-    from sonic.evaluation.references import load_images
+    from sonic.images import load_images
 
     root, cfg, manifest = world
     sources = load_images([str(p) for p in source_images(manifest, None, 2)], cfg.generation.resolution)

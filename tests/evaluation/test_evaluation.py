@@ -11,8 +11,9 @@ import torch
 from sonic import config as config_mod
 from sonic.data.tables import read_csv
 from sonic.evaluation import tables
-from sonic.evaluation.references import References, fixed_length, load_images
+from sonic.evaluation.references import References, fixed_length
 from sonic.evaluation.runs import collect_folder, eval_jobs, generate_run, image_name
+from sonic.images import load_images
 from tests.tiny import tiny_config_dict, write_clip_folder
 
 LABELS = ["rain", "fire", "wind"]

@@ -129,3 +129,77 @@ def test_budget_factor_scales_the_configured_steps():
     assert scaled_steps(5, 0.01) == 1  # never zero steps
     with pytest.raises(ConfigError, match="positive"):
         scaled_steps(200, 0)
+
+
+def _resume_after_kill(tmp_path, break_newest):
+    """Kill a run after its checkpoints 2 and 4, break checkpoint-4 with ``break_newest``, resume in a fresh process:
+    returns the resumed model, the summary and the uninterrupted run's model."""
+    model, opt, sched = make()
+    loop.run(tmp_path / "straight", model, opt, sched, step_fn(), SETTINGS)
+    model2, opt2, sched2 = make()
+    with pytest.raises(Killed):
+        loop.run(tmp_path / "killed", model2, opt2, sched2, step_fn(kill_at=6), SETTINGS)
+    break_newest(tmp_path / "killed" / "checkpoint-4")
+    model3, opt3, sched3 = make()
+    with torch.no_grad():
+        for p in model3.parameters():
+            if p.requires_grad:
+                p.normal_()
+    summary = loop.run(tmp_path / "killed", model3, opt3, sched3, step_fn(), SETTINGS)
+    return model3, summary, model
+
+
+@pytest.mark.parametrize("broken_file, contents", [
+    ("state.json", '{"step": 4, "finger'),  # torn mid-write
+    ("state.json", ""),
+    ("trainable.safetensors", None),  # truncated to half
+    ("optimizer.pt", None),
+])
+def test_an_unreadable_newest_checkpoint_falls_back_to_the_one_before(tmp_path, caplog, broken_file, contents):
+    def tear(ckpt):
+        f = ckpt / broken_file
+        if contents is None:
+            f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
+        else:
+            f.write_text(contents)
+
+    with caplog.at_level("WARNING", logger=loop.__name__):
+        model3, summary, straight = _resume_after_kill(tmp_path, tear)
+    assert summary["resumed_from"] == 2
+    assert any("checkpoint-4" in r.getMessage() and "cannot be read" in r.getMessage() for r in caplog.records)
+    for (k, a), b in zip(straight.state_dict().items(), model3.state_dict().values(), strict=True):
+        if k != "0.bias":
+            assert torch.equal(a, b), k
+    out = tmp_path / "killed"
+    rows = list(csv.DictReader((out / "losses.csv").open()))
+    straight_rows = list(csv.DictReader((tmp_path / "straight" / "losses.csv").open()))
+    assert [r["loss"] for r in rows] == [r["loss"] for r in straight_rows]
+    assert [s for s, _ in loop.checkpoints(out)] == [6, 7]
+    assert (out / "checkpoint-4.broken" / broken_file).is_file()  # set aside for inspection, not resumed again
+
+
+def test_a_checkpoint_of_another_model_is_an_error_not_a_skip(tmp_path):
+    model, opt, sched = make()
+    loop.run(tmp_path, model, opt, sched, step_fn(), SETTINGS)
+    other = torch.nn.Linear(4, 1)
+    opt2 = torch.optim.AdamW(other.parameters())
+    with pytest.raises(KeyError, match="does not match the model"):
+        loop.run(tmp_path, other, opt2, torch.optim.lr_scheduler.LambdaLR(opt2, lambda s: 1.0), step_fn(), SETTINGS)
+    assert [s for s, _ in loop.checkpoints(tmp_path)] == [6, 7]  # nothing set aside
+
+
+def test_write_atomic_replaces_the_file_and_leaves_no_temporary(tmp_path, monkeypatch):
+    target = tmp_path / "state.json"
+    loop.write_atomic(target, '{"step": 1}\n')
+    loop.write_atomic(target, '{"step": 2}\n')
+    assert target.read_text() == '{"step": 2}\n'
+    assert [p.name for p in tmp_path.iterdir()] == ["state.json"]
+
+    def fail(src, dst):  # killed between writing the temporary and renaming it
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop.os, "replace", fail)
+    with pytest.raises(KeyboardInterrupt):
+        loop.write_atomic(target, '{"step": 3}\n')
+    assert target.read_text() == '{"step": 2}\n'
+    assert [p.name for p in tmp_path.iterdir()] == ["state.json"]

@@ -1,0 +1,77 @@
+"""Evaluation inputs at the evaluation size: frames resized on the shorter side and centre-cropped (never
+squashed), references of frames of any size computed in batches (issue: real media)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+import torch
+from PIL import Image
+
+from sonic import config as config_mod
+from sonic.images import image_batches, load_image, load_images
+from tests.tiny import tiny_config_dict, write_clip_folder
+
+
+def stripes(path, width: int, height: int):
+    """Vertical stripes: column x has grey level 4 * (x * 60 // width) — position across the image is visible."""
+    cols = (np.arange(width) * 60 // width * 4).astype(np.uint8)
+    Image.fromarray(np.broadcast_to(cols[None, :, None], (height, width, 3)).copy()).save(path)
+    return path
+
+
+def test_load_image_resizes_the_shorter_side_and_centre_crops(tmp_path):
+    wide = load_image(stripes(tmp_path / "wide.png", 240, 60), 30)  # 240x60 -> 120x30 -> centre 30x30
+    assert wide.shape == (30, 30, 3)
+    # the crop covers the middle quarter of the width: stripes 22..37 of 60, not the whole range (squashing)
+    levels = sorted(set(np.round(wide[15, :, 0] * 255 / 4).astype(int)))
+    assert 21 <= levels[0] and levels[-1] <= 38
+    tall = load_image(stripes(tmp_path / "tall.png", 40, 160), 20)  # portrait: width is the shorter side
+    assert tall.shape == (20, 20, 3)
+    assert np.round(tall[10, :, 0] * 255 / 4).min() <= 2 and np.round(tall[10, :, 0] * 255 / 4).max() >= 56
+    same = load_image(stripes(tmp_path / "sq.png", 20, 20), 20)
+    assert np.array_equal(same, load_image(tmp_path / "sq.png"))  # already at size: untouched
+    with pytest.raises(ValueError, match="differ in size"):
+        load_images([tmp_path / "wide.png", tmp_path / "tall.png"])
+    batches = list(image_batches([tmp_path / "wide.png", tmp_path / "tall.png", tmp_path / "sq.png"], 16, 2))
+    assert [tuple(b.shape) for b in batches] == [(2, 3, 16, 16), (1, 3, 16, 16)]
+    with pytest.raises(OSError, match="broken.png: cannot read the image"):
+        (tmp_path / "broken.png").write_bytes(b"not a png")
+        load_image(tmp_path / "broken.png", 16)
+
+
+def test_references_of_frames_of_different_sizes_in_batches(tmp_path):
+    from sonic.evaluation.clip_scores import image_features
+    from sonic.evaluation.references import compute_references
+    from sonic.models.wav2clip import Wav2Clip, Wav2ClipConfig, save_wav2clip
+    from sonic.registry import load_clip
+
+    clip = write_clip_folder(tmp_path / "clip")
+    torch.manual_seed(0)
+    save_wav2clip(Wav2Clip(Wav2ClipConfig(base_width=8, blocks=(1, 1, 1, 1), mlp_hidden=32, embed_dim=16)).eval(),
+                  tmp_path / "Wav2CLIP.pt")
+    data = tiny_config_dict(tmp_path / "sd")
+    data["models"].update({"clip_ais": str(clip), "clip_eval": str(clip), "wav2clip": str(tmp_path / "Wav2CLIP.pt"),
+                           "fid_features": None})
+    cfg = config_mod.from_dict(data)
+    sizes = [(64, 36), (36, 64), (128, 72), (40, 40), (90, 50)]  # landscape and portrait frames, several sources
+    rows, rng = [], np.random.default_rng(0)
+    for i, (w, h) in enumerate(sizes):
+        frame = tmp_path / f"f{i}.png"
+        Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(frame)
+        sf.write(tmp_path / f"a{i}.wav", 0.1 * rng.standard_normal(8000).astype(np.float32), 16000)
+        rows.append({"clip_id": f"c{i}", "label": "rain" if i % 2 else "fire", "split": "val", "eval": True,
+                     "frame": str(frame), "audio": str(tmp_path / f"a{i}.wav")})
+    rows.append({**rows[0], "clip_id": "t0", "split": "train"})
+    pd.DataFrame(rows).to_csv(tmp_path / "manifest.csv", index=False)
+
+    small = compute_references(cfg, tmp_path / "manifest.csv", tmp_path / "r2.safetensors", tmp_path / "r2.csv",
+                               batch_size=2, progress=False)
+    whole = compute_references(cfg, tmp_path / "manifest.csv", tmp_path / "r9.safetensors", tmp_path / "r9.csv",
+                               batch_size=32, progress=False)
+    assert small.clip_ids == [f"c{i}" for i in range(5)]
+    for name in ("audio", "frames", "fid"):
+        assert torch.allclose(getattr(small, name), getattr(whole, name), atol=1e-6), name
+    res = cfg.generation.resolution
+    direct = image_features(load_clip(cfg, "clip_eval"), load_images([r["frame"] for r in rows[:5]], res))
+    assert torch.allclose(small.frames, direct, atol=1e-6)
