@@ -210,8 +210,8 @@ def cmd_data(args: argparse.Namespace) -> int:
     elif args.step == "extract":
         run.run_extract(cfg, args.dataset, Path(args.videos), args.shard, args.shards, Path(args.out))
     else:
-        run.run_manifest(cfg, [Path(d) for d in args.shard_dirs], Path(args.index_rejects), Path(args.out),
-                         Path(args.rejects))
+        run.run_manifest(cfg, args.dataset, [Path(d) for d in args.shard_dirs], Path(args.index_rejects),
+                         Path(args.out), Path(args.rejects))
     return 0
 
 

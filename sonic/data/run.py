@@ -75,15 +75,10 @@ def run_extract(cfg: Config, dataset: str, videos_csv: Path, shard: int, shards:
     return len(rows)
 
 
-def run_manifest(cfg: Config, shard_dirs: list[Path], index_rejects: Path, manifest_out: Path,
+def run_manifest(cfg: Config, dataset: str, shard_dirs: list[Path], index_rejects: Path, manifest_out: Path,
                  rejects_out: Path) -> pd.DataFrame:
     clips = [read_csv(d / "clips.csv") for d in shard_dirs]
-    split_files = None
-    if cfg.data.split == "file":
-        datasets = sorted({name for c in clips for name in c["dataset"].dropna()})
-        if len(datasets) != 1:
-            raise ValueError(f"{manifest_out}: the file split needs the clips of one dataset, got {datasets}")
-        split_files = cfg.data.split_files(datasets[0])
+    split_files = cfg.data.split_files(dataset) if cfg.data.split == "file" else None
     manifest, split_rejects = build_manifest(clips, cfg.data.val_fraction, cfg.data.eval_audios_per_class, cfg.seed,
                                              mode=cfg.data.split, split_files=split_files)
     rejects = build_rejects([read_csv(index_rejects)] + [read_csv(d / "rejects.csv") for d in shard_dirs]

@@ -26,7 +26,7 @@ def build(workdir: Path, seed: int) -> dict[str, str]:
     shards = [out / "shards" / str(k) for k in range(2)]
     for k, shard in enumerate(shards):
         run_extract(cfg, "landscape", out / "videos.csv", k, 2, shard)
-    run_manifest(cfg, shards, out / "index_rejects.csv", out / "manifest.csv", out / "rejects.csv")
+    run_manifest(cfg, "landscape", shards, out / "index_rejects.csv", out / "manifest.csv", out / "rejects.csv")
     return {
         str(p.relative_to(workdir)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(out.rglob("*")) if p.is_file()
