@@ -154,7 +154,8 @@ def cmd_edit(args: argparse.Namespace) -> int:
     gen = cfg.generation
     defaults = PnPConfig()
     config = PnPConfig(f_t=args.f_t, attn_t=args.attn_t,
-                       resnets=tuple(args.resnets) if args.resnets else defaults.resnets)
+                       resnets=tuple(args.resnets) if args.resnets else defaults.resnets,
+                       source_branch=args.source_branch)
     cache = InversionCache(args.cache, identity=str(cfg.models.sd)) if args.cache else None
     images = edit(
         pipe,
@@ -371,7 +372,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--guidance", type=float, help="guidance scale (default: generation.guidance_scale)")
     p.add_argument("--f-t", type=float, default=0.8, help="fraction of steps with residual-feature injection")
     p.add_argument("--attn-t", type=float, default=0.5, help="fraction of steps with self-attention q/k injection")
-    p.add_argument("--resnets", type=int, nargs="+", help="decoder residual blocks to inject (default 4; supp.: 4 5 6)")
+    p.add_argument("--resnets", type=int, nargs="+",
+                   help="decoder residual blocks whose residual branch is injected (default 4; authors: 4 5; "
+                        "supp.: 4 5 6)")
+    p.add_argument("--source-branch", choices=["base", "null_audio"], default="base",
+                   help="source branch: the base UNet (default) or the adapted UNet with the null audio (authors)")
     p.add_argument("--resolution", type=int, help="image size in pixels (default: generation.resolution)")
     p.add_argument("--cache", help="inversion cache folder (one inversion per image, reused for every audio)")
     p.add_argument("--device", default="cpu")

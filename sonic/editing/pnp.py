@@ -1,16 +1,21 @@
 """Audio-guided image editing with Plug-and-Play feature injection (Tumanyan et al. 2023; paper §3.5;
 supp. §3.2; SPEC §3.6).
 
-At every DDIM step the *source branch* (the inverted latent of that step, empty prompt, adapters off) runs in the
-same UNet batch as the guided target branches, ``[source; uncond x K; cond x K]``. While a step lies in the first
-``f_t`` fraction of the schedule, the output of the chosen decoder residual blocks (default
-``up_blocks[1].resnets[1]``, the paper's residual block 4) is replaced, for every target item, by the source's;
-within the first ``attn_t`` fraction the self-attention queries and keys (``attn1.to_q`` / ``attn1.to_k``) of
-decoder layers 4-11 are replaced likewise. Once neither injection is active the source branch is left out of the
-batch. Everything is done by removable forward hooks owned by :class:`PnPController`, which knows the current step.
+At every DDIM step the *source branch* (the inverted latent of that step, empty prompt) runs in the same UNet batch
+as the guided target branches, ``[source; uncond x K; cond x K]``. While a step lies in the first ``f_t`` fraction
+of the schedule, the **residual branch** of the chosen decoder residual blocks (default ``up_blocks[1].resnets[1]``,
+the paper's residual block 4) is replaced, for every target item, by the source's: the output of the block's
+``conv2``, before the block adds its own shortcut of its input, as pnp-diffusers and the authors' code inject it.
+The block's output for a target is thus ``(shortcut(target input) + source residual) / output_scale_factor``, so
+what the layers before it contributed to the target (the mid and up3 audio layers) survives. Within the first
+``attn_t`` fraction the self-attention queries and keys (``attn1.to_q`` / ``attn1.to_k``) of decoder layers 4-11
+are replaced likewise. Once neither injection is active the source branch is left out of the batch. Everything is
+done by removable forward hooks owned by :class:`PnPController`, which knows the current step.
 
-With ``audio_embeds=None`` the adapters stay off and the edit is text-driven Plug-and-Play (the "PnP with the class
-label as prompt" baseline).
+The source branch runs the base UNet (``source_branch="base"``, the default, SPEC §3.6: the gated audio terms are
+zeroed for the source item) or, as the authors' ``pnp.py`` does, the adapted UNet with the null audio
+(``"null_audio"``). With ``audio_embeds=None`` the adapters stay off and the edit is text-driven Plug-and-Play (the
+"PnP with the class label as prompt" baseline).
 """
 
 from __future__ import annotations
@@ -28,22 +33,28 @@ from sonic.models.adapters import cross_attention_layers
 from sonic.models.pipeline import guided_noise
 
 DECODER_QK_LAYERS = tuple(f"up{i}" for i in range(4, 12))
+SOURCE_BRANCHES = ("base", "null_audio")
 
 
 @dataclass(frozen=True)
 class PnPConfig:
     """Injection schedule and sites. ``resnets``: (up block, resnet) indices, or paper decoder layer numbers
-    (4 = ``up_blocks[1].resnets[1]``; the supplement's "residual blocks 4-6" is ``(4, 5, 6)``)."""
+    (4 = ``up_blocks[1].resnets[1]``, the paper's; the authors' code injects 4 and 5, ``(4, 5)``; the supplement's
+    "residual blocks 4-6" is ``(4, 5, 6)``). ``source_branch``: ``"base"`` (adapters off, SPEC §3.6) or
+    ``"null_audio"`` (the adapted UNet with the null audio, the authors' ``pnp.py``)."""
 
     f_t: float = 0.8
     attn_t: float = 0.5
     resnets: tuple[int | tuple[int, int], ...] = ((1, 1),)
     attn_layers: tuple[str, ...] = DECODER_QK_LAYERS
+    source_branch: str = "base"
 
     def __post_init__(self) -> None:
         for name in ("f_t", "attn_t"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"PnPConfig.{name} must lie in [0, 1], got {getattr(self, name)}")
+        if self.source_branch not in SOURCE_BRANCHES:
+            raise ValueError(f"PnPConfig.source_branch must be one of {SOURCE_BRANCHES}, got {self.source_branch!r}")
 
 
 def decoder_resnets(unet: nn.Module, sites: Sequence[int | tuple[int, int]]) -> list[nn.Module]:
@@ -81,10 +92,13 @@ class PnPController:
         self.num_steps = num_steps
         self.step = 0
         self.source_in_batch = False
-        self._resnets = decoder_resnets(unet, config.resnets)
+        # The residual branch of each block ends in its conv2; the block adds its shortcut afterwards.
+        self._residuals = [block.conv2 for block in decoder_resnets(unet, config.resnets)]
         self._projections = self_attention_projections(unet, config.attn_layers)
-        # Gated audio modules: their output is zeroed for the source item, so the source branch runs adapters-off.
-        self._audio = [m for _, m in adapters.modules()] if adapters is not None else []
+        # Gated audio modules: with the base source branch their output is zeroed for the source item, so the
+        # source runs adapters-off; with the null-audio branch it runs the adapted UNet on the null tokens.
+        neutral = adapters is not None and config.source_branch == "base"
+        self._audio = [m for _, m in adapters.modules()] if neutral else []
 
     # ---- schedule ----------------------------------------------------------------------------------------------
     def _within(self, fraction: float) -> bool:
@@ -130,7 +144,7 @@ class PnPController:
     def hooks(self) -> Iterator["PnPController"]:
         handles: list[RemovableHandle] = []
         try:
-            handles += [m.register_forward_hook(self._replace(lambda: self.inject_features)) for m in self._resnets]
+            handles += [m.register_forward_hook(self._replace(lambda: self.inject_features)) for m in self._residuals]
             handles += [m.register_forward_hook(self._replace(lambda: self.inject_attention))
                         for m in self._projections]
             handles += [m.register_forward_hook(self._neutral_source) for m in self._audio]

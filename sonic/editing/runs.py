@@ -94,7 +94,8 @@ def edit_run(cfg, method: str, weights: str, manifest: str | Path, clap: str | P
     steps = ed.get("steps") or cfg.generation.steps
     guidance = ed.get("guidance_scale") or cfg.generation.guidance_scale
     pnp = PnPConfig(f_t=ed.get("f_t", 0.8), attn_t=ed.get("attn_t", 0.5),
-                    resnets=tuple(tuple(r) if isinstance(r, list) else r for r in (ed.get("resnets") or [(1, 1)])))
+                    resnets=tuple(tuple(r) if isinstance(r, list) else r for r in (ed.get("resnets") or [(1, 1)])),
+                    source_branch=ed.get("source_branch") or "base")
     jobs = eval_jobs(manifest, 1)
     clips, labels = jobs["clip_id"].tolist(), jobs["label"].tolist()
     embeddings, rows = load_clap_cache(clap, clap_index)

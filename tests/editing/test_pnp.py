@@ -67,14 +67,13 @@ def test_no_injection_equals_plain_generation_from_x_T(pipe, inversion):
 
 
 def test_controller_replaces_target_features_on_schedule(pipe, inversion):
-    """Residual block up_blocks[1].resnets[1] for steps < int(0.8 T), q/k of up4..11 for steps < int(0.5 T);
-    the source item itself runs adapters-off."""
+    """The residual branch (conv2) of up_blocks[1].resnets[1] for steps < int(0.8 T), q/k of up4..11 for steps
+    < int(0.5 T); the source item itself runs adapters-off."""
     unet = pipe.unet
     ctrl = PnPController(unet, PnPConfig(), num_steps=5, adapters=pipe.adapters)
     seen = {}
-    # up5 and up11 lie after the injected residual block, whose output already equalises up4's input.
     attn1 = lambda b, a: unet.up_blocks[b].attentions[a].transformer_blocks[0].attn1  # noqa: E731
-    sites = {"res": unet.up_blocks[1].resnets[1], "q5": attn1(1, 2).to_q, "k11": attn1(3, 2).to_k,
+    sites = {"res": unet.up_blocks[1].resnets[1].conv2, "q5": attn1(1, 2).to_q, "k11": attn1(3, 2).to_k,
              "q3": attn1(1, 0).to_q}
     x = torch.randn(3, 4, 8, 8, generator=torch.Generator().manual_seed(0))  # [source, uncond, cond]
     ctx = torch.cat([pipe.encode_text([""])] * 2 + [pipe.encode_text(["a cube"])])
@@ -92,6 +91,66 @@ def test_controller_replaces_target_features_on_schedule(pipe, inversion):
             h.remove()
     base = pipe.unet(x[:1], 500, ctx[:1]).sample  # no audio tokens: the adapters-off model
     torch.testing.assert_close(out[:1], base, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("sites", [((1, 1),), (4, 5)])
+def test_residual_injection_replaces_the_residual_branch_not_the_shortcut(pipe, sites):
+    """For a target item the injected block's output is (shortcut(target input) + source residual) / scale, with
+    the source's conv2 output as the residual (pnp-diffusers, the authors' code); it differs from the source's
+    output, so what the layers before the block gave the target survives."""
+    unet = pipe.unet
+    blocks = decoder_resnets(unet, sites)
+    ctrl = PnPController(unet, PnPConfig(resnets=sites), num_steps=5, adapters=pipe.adapters)
+    raw, io = {}, {}
+    x = torch.randn(3, 4, 8, 8, generator=torch.Generator().manual_seed(2))  # [source, uncond, cond]
+    ctx = torch.cat([pipe.encode_text([""])] * 2 + [pipe.encode_text(["a cube"])])
+    tokens = torch.cat([pipe.projector.null_tokens(2), pipe.audio_tokens(audio_embeds(1))])
+    # registered before the controller's hooks: conv2's own output, before the injection replaces it
+    handles = [b.conv2.register_forward_hook(lambda m, a, o, k=k: raw.__setitem__(k, o.clone()))
+               for k, b in enumerate(blocks)]
+    with torch.no_grad(), ctrl.hooks():
+        handles += [b.register_forward_hook(lambda m, a, o, k=k: io.__setitem__(k, (a[0].clone(), o.clone())))
+                    for k, b in enumerate(blocks)]
+        ctrl.set_step(0, source_in_batch=True)
+        unet(x, 500, ctx, cross_attention_kwargs={"audio_tokens": tokens})
+    for h in handles:
+        h.remove()
+    for k, block in enumerate(blocks):
+        assert block.conv_shortcut is not None  # a real shortcut: the check below is not trivially true
+        inp, out = io[k]
+        with torch.no_grad():
+            expected = (block.conv_shortcut(inp[1:]) + raw[k][:1].expand_as(raw[k][1:])) / block.output_scale_factor
+        torch.testing.assert_close(out[1:], expected, rtol=1e-5, atol=1e-6)
+        assert not torch.allclose(out[1:], out[:1].expand_as(out[1:]), atol=1e-4)  # not the whole source output
+        torch.testing.assert_close(out[:1], (block.conv_shortcut(inp[:1]) + raw[k][:1]) / block.output_scale_factor,
+                                   rtol=1e-5, atol=1e-6)
+
+
+def test_null_audio_source_branch_runs_the_adapted_unet_on_the_null_tokens(pipe, inversion):
+    """``source_branch="base"`` zeroes the source's gated audio terms (the base UNet); ``"null_audio"`` (the
+    authors') lets the source run the adapted UNet with the null tokens, which changes the edit."""
+    unet = pipe.unet
+    x = torch.randn(3, 4, 8, 8, generator=torch.Generator().manual_seed(3))
+    ctx = torch.cat([pipe.encode_text([""])] * 2 + [pipe.encode_text(["a cube"])])
+    tokens = torch.cat([pipe.projector.null_tokens(2), pipe.audio_tokens(audio_embeds(1))])
+    outs = {}
+    for branch in ("base", "null_audio"):
+        ctrl = PnPController(unet, PnPConfig(f_t=0.0, attn_t=0.0, source_branch=branch), 5, adapters=pipe.adapters)
+        with torch.no_grad(), ctrl.hooks():
+            ctrl.set_step(0, source_in_batch=True)
+            outs[branch] = unet(x, 500, ctx, cross_attention_kwargs={"audio_tokens": tokens}).sample
+    with torch.no_grad():
+        base = unet(x[:1], 500, ctx[:1]).sample  # no audio tokens: adapters off
+        null = unet(x[:1], 500, ctx[:1], cross_attention_kwargs={"audio_tokens": tokens[:1]}).sample
+    torch.testing.assert_close(outs["base"][:1], base, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(outs["null_audio"][:1], null, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(base, null, atol=1e-4)
+    e = audio_embeds(1)
+    kw = dict(num_inference_steps=STEPS, inversion=inversion)
+    assert not torch.equal(edit(pipe, None, e, config=PnPConfig(source_branch="null_audio"), **kw),
+                           edit(pipe, None, e, **kw))
+    with pytest.raises(ValueError, match="source_branch"):
+        PnPConfig(source_branch="adapted")
 
 
 def test_decoder_numbers_name_residual_blocks(pipe):
