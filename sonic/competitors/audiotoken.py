@@ -3,10 +3,17 @@ Generation", Interspeech 2023) on our stack (SPEC §5): the same CLAP embeddings
 SonicDiffusion.
 
 An embedder maps the audio to ONE token that takes the place of a placeholder word in "a photo of *" *before* the
-text encoder (the token is an input word embedding, as in textual inversion); the frozen text encoder, UNet and
-VAE are unchanged. Training: the diffusion loss (epsilon or v, as the base model predicts) plus 0.01 x L1 of the
-token; only the embedder trains. Generation: the prompt with the token, classifier-free guidance against the
-empty prompt, DDIM.
+text encoder (the token is an input word embedding, as in textual inversion); the frozen text encoder and VAE are
+unchanged. Training: the diffusion loss (epsilon or v, as the base model predicts) plus 0.01 x L1 of the token.
+The embedder trains, and, as the SonicDiffusion supplement (§2.3) ran AudioToken, LoRA on every attention
+projection of the UNet (``to_q``, ``to_k``, ``to_v``, ``to_out.0`` of self- and cross-attention) through PEFT
+(``unet.add_adapter``), rank 4 as the original's ``LoRAAttnProcessor`` (its default rank, scale 1, down
+projection N(0, 1/r), up projection 0, so training starts at the base UNet); ``lora_rank: 0`` trains the embedder
+alone (the original's default ``--lora False``). One AdamW over both, as the original; its learning rate is
+multiplied by the batch size when ``lr_scale_by_batch`` is set (the original's ``--scale_lr``, which scales by
+batch x accumulation x processes) and follows ``lr_scheduler`` (diffusers' ``get_scheduler``; the original's
+default ``constant`` ignores its 500 ``lr_warmup_steps``, ``constant_with_warmup`` uses them). Generation: the
+prompt with the token, the LoRA-adapted UNet, classifier-free guidance against the empty prompt, DDIM.
 
 Differences from the original, and why:
 * The original embedder attention-pools a sequence of BEATs features and applies an MLP. We have one CLAP vector
@@ -17,6 +24,7 @@ Differences from the original, and why:
   ``CLIPTextModel.forward`` takes no ``inputs_embeds``), so neither the tokenizer nor the text encoder is copied or
   edited.
 * The L1 term is the mean absolute value of the token's channels (scale-independent of C); weight 0.01.
+* No gradient accumulation: the paper profile trains batch 16 directly, the original's 4 x 4 accumulation.
 """
 
 from __future__ import annotations
@@ -42,6 +50,10 @@ from sonic.training.stage2 import diffusion_target
 log = logging.getLogger(__name__)
 
 FORMAT = "sonic-audiotoken"
+LORA_NAME = "audiotoken"
+LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
+LORA_FILE = "lora.safetensors"
+LR_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine")
 
 
 @dataclass(frozen=True)
@@ -60,8 +72,16 @@ class AudioTokenSettings:
     resolution: int | None = None  # None = generation.resolution
     resize_scale: float = 1.125
     gradient_checkpointing: bool = False
+    lora_rank: int = 4  # LoRA on the UNet's attention (the original's rank); 0 = the embedder alone
+    lr_scale_by_batch: bool = False  # lr x batch_size (the original's --scale_lr)
+    lr_scheduler: str = "constant"  # diffusers.optimization.get_scheduler name
+    lr_warmup_steps: int = 0
 
     def __post_init__(self) -> None:
+        if self.lora_rank < 0 or self.lr_warmup_steps < 0:
+            raise ValueError("audiotoken.lora_rank and lr_warmup_steps must be >= 0")
+        if self.lr_scheduler not in LR_SCHEDULERS:
+            raise ValueError(f"audiotoken.lr_scheduler must be one of {LR_SCHEDULERS}, got {self.lr_scheduler!r}")
         if self.steps < 1 or self.batch_size < 1 or self.hidden_dim < 1:
             raise ValueError("audiotoken.steps, batch_size and hidden_dim must be >= 1")
         if self.l1_weight < 0:
@@ -152,6 +172,50 @@ def audiotoken_loss(pred: torch.Tensor, target: torch.Tensor, tokens: torch.Tens
     return diffusion + l1_weight * l1, {"diffusion": float(diffusion.detach()), "l1": float(l1.detach())}
 
 
+# ---- LoRA on the UNet (PEFT) ---------------------------------------------------------------------------------------
+def add_lora(unet: nn.Module, rank: int) -> list[nn.Parameter]:
+    """Add the AudioToken LoRA (PEFT, adapter ``audiotoken``) to every attention projection of ``unet``; returns its
+    parameters (the only trainable ones when the UNet was frozen). At initialisation the UNet's output is
+    unchanged (the up projections start at 0)."""
+    from peft import LoraConfig
+
+    unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian",
+                                target_modules=list(LORA_TARGETS)), adapter_name=LORA_NAME)
+    return [p for n, p in unet.named_parameters() if ".lora_" in n]
+
+
+def remove_lora(unet: nn.Module) -> None:
+    """Take the LoRA out again: the UNet's modules and state dict are the base ones, bit for bit."""
+    unet.unload_lora()
+
+
+def lora_state_dict(unet: nn.Module) -> dict[str, torch.Tensor]:
+    from peft.utils import get_peft_model_state_dict
+
+    state = get_peft_model_state_dict(unet, adapter_name=LORA_NAME)
+    return {k: v.detach().contiguous().cpu() for k, v in state.items()}
+
+
+def load_lora(unet: nn.Module, path: str | Path, rank: int) -> None:
+    """Add the LoRA to ``unet`` and load ``path`` (``lora.safetensors``) strictly: missing or unexpected keys and
+    shape mismatches are errors naming the file."""
+    from peft.utils import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    add_lora(unet, rank)
+    tensors = load_file(str(path))
+    expected = lora_state_dict(unet)
+    if tensors.keys() != expected.keys():
+        missing, extra = sorted(expected.keys() - tensors.keys()), sorted(tensors.keys() - expected.keys())
+        raise KeyError(f"{path}: LoRA weights do not match the UNet (missing {missing[:3]}, unexpected {extra[:3]})")
+    bad = [k for k, v in tensors.items() if v.shape != expected[k].shape]
+    if bad:
+        raise KeyError(f"{path}: LoRA weights of the wrong shape, e.g. {bad[0]}: {tuple(tensors[bad[0]].shape)} vs "
+                       f"{tuple(expected[bad[0]].shape)} (rank {rank})")
+    param = next(unet.parameters())
+    set_peft_model_state_dict(unet, {k: v.to(param.device) for k, v in tensors.items()}, adapter_name=LORA_NAME)
+
+
 class AudioTokenModel(nn.Module):
     """The frozen text encoder and UNet with the trainable embedder: (noisy, t, clap) -> (prediction, tokens)."""
 
@@ -175,6 +239,7 @@ def train_audiotoken(sd, clips: ClipSet, settings: AudioTokenSettings, loop_sett
     ``<out_dir>/weights``, ``losses.csv``, ``loss.png``, ``summary.json``."""
     from accelerate import Accelerator
     from diffusers import DDPMScheduler
+    from diffusers.optimization import get_scheduler
 
     s, out = settings, Path(out_dir)
     side = s.resolution or resolution
@@ -193,10 +258,15 @@ def train_audiotoken(sd, clips: ClipSet, settings: AudioTokenSettings, loop_sett
     embedder.stats.fit(clips.clap)
     embedder.init_output(text_encoder.get_input_embeddings().weight)
     embedder.to(acc.device)
+    lora = add_lora(unet, s.lora_rank) if s.lora_rank else []
+    for p in lora:
+        p.data = p.data.float()  # trained in full precision under fp16 / bf16 weights, as diffusers' LoRA scripts
     if s.gradient_checkpointing:
         unet.enable_gradient_checkpointing()
-    optimizer = torch.optim.AdamW(embedder.parameters(), lr=s.lr, weight_decay=s.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+    lr = s.lr * s.batch_size if s.lr_scale_by_batch else s.lr
+    optimizer = torch.optim.AdamW(list(embedder.parameters()) + lora, lr=lr, weight_decay=s.weight_decay)
+    scheduler = get_scheduler(s.lr_scheduler, optimizer, num_warmup_steps=s.lr_warmup_steps,
+                              num_training_steps=loop_settings.steps)
     noise_schedule = DDPMScheduler.from_config(sd.scheduler.config)
     frames = FrameStore(clips.frames, round(side * s.resize_scale), side)
     scaling, steps_total = vae.config.scaling_factor, noise_schedule.config.num_train_timesteps
@@ -215,12 +285,17 @@ def train_audiotoken(sd, clips: ClipSet, settings: AudioTokenSettings, loop_sett
         return audiotoken_loss(pred, diffusion_target(noise_schedule, latents, noise, t), tokens, s.l1_weight)
 
     model = AudioTokenModel(unet, text_encoder, embedder, ids, position)
-    summary = loop.run(out, model, optimizer, scheduler, step, loop_settings, accelerator=acc, desc="audiotoken",
-                       run_id=run_id)
-    save_audiotoken(out / "weights", embedder, s.template, s.placeholder, method="audiotoken", steps=s.steps,
-                    **metadata)
-    summary.update({"method": "audiotoken", "clips": len(clips), "resolution": side,
-                    "trainable_parameters": sum(p.numel() for p in embedder.parameters()), "settings": asdict(s)})
+    try:
+        summary = loop.run(out, model, optimizer, scheduler, step, loop_settings, accelerator=acc,
+                           desc="audiotoken", run_id=run_id)
+        save_audiotoken(out / "weights", embedder, s.template, s.placeholder, lora_rank=s.lora_rank,
+                        lora=lora_state_dict(unet) if lora else None, method="audiotoken", steps=s.steps, **metadata)
+    finally:
+        if lora:
+            remove_lora(unet)  # the caller's frozen SD is the base model again
+    summary.update({"method": "audiotoken", "clips": len(clips), "resolution": side, "lr": lr,
+                    "trainable_parameters": sum(p.numel() for p in embedder.parameters()),
+                    "lora_parameters": sum(p.numel() for p in lora), "settings": asdict(s)})
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     log.info("audiotoken: %d steps, final loss %.4f -> %s", s.steps, summary["final_loss"], out / "weights")
     return summary
@@ -228,16 +303,28 @@ def train_audiotoken(sd, clips: ClipSet, settings: AudioTokenSettings, loop_sett
 
 # ---- weights ------------------------------------------------------------------------------------------------------
 def save_audiotoken(path: str | Path, embedder: AudioTokenEmbedder, template: str, placeholder: str,
-                    **metadata) -> Path:
-    config = {"embedder": embedder.config.to_dict(), "template": template, "placeholder": placeholder}
-    return save_modules(path, FORMAT, {"embedder": embedder}, config, **metadata)
+                    lora_rank: int = 0, lora: dict[str, torch.Tensor] | None = None, **metadata) -> Path:
+    """``config.json`` + ``model.safetensors`` (the embedder) and, with LoRA, ``lora.safetensors`` (PEFT keys)."""
+    from safetensors.torch import save_file
+
+    if bool(lora_rank) != (lora is not None):
+        raise ValueError("lora_rank and the LoRA weights go together")
+    config = {"embedder": embedder.config.to_dict(), "template": template, "placeholder": placeholder,
+              "lora_rank": lora_rank}
+    out = save_modules(path, FORMAT, {"embedder": embedder}, config, **metadata)
+    if lora is not None:
+        save_file(lora, str(Path(path) / LORA_FILE))
+    return out
 
 
 def load_audiotoken(path: str | Path) -> tuple[AudioTokenEmbedder, dict]:
-    """The embedder (loaded strictly) and the saved config (template, placeholder, ...)."""
+    """The embedder (loaded strictly) and the saved config (template, placeholder, lora_rank, ...); the LoRA, when
+    ``lora_rank`` is set, is loaded into a UNet by :func:`load_lora` from ``<path>/lora.safetensors``."""
     config = read_config(path, FORMAT, "AudioToken weights")["config"]
     embedder = AudioTokenEmbedder(EmbedderConfig(**config["embedder"]))
     load_modules(path, {"embedder": embedder})
+    if config.get("lora_rank") and not (Path(path) / LORA_FILE).is_file():
+        raise FileNotFoundError(f"{path}: the config says LoRA rank {config['lora_rank']} but {LORA_FILE} is missing")
     return embedder.eval(), config
 
 
@@ -261,6 +348,8 @@ class AudioTokenGenerator(TextConditionedGenerator):
     @classmethod
     def from_weights(cls, sd, path: str | Path) -> AudioTokenGenerator:
         embedder, config = load_audiotoken(path)
+        if config.get("lora_rank"):
+            load_lora(sd.unet, Path(path) / LORA_FILE, config["lora_rank"])
         param = next(sd.unet.parameters())
         embedder.to(param.device, param.dtype)
         return cls(sd.unet, sd.vae, sd.text_encoder, sd.tokenizer, sd.scheduler, embedder, config["template"],

@@ -6,9 +6,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from sonic import competitors, registry
-from sonic.competitors.audiotoken import (AudioTokenEmbedder, AudioTokenGenerator, AudioTokenSettings,
-                                          EmbedderConfig, audiotoken_loss, encode_with_token, placeholder_ids,
-                                          token_substitution, train_audiotoken)
+from sonic.competitors.audiotoken import (LORA_FILE, AudioTokenEmbedder, AudioTokenGenerator, AudioTokenSettings,
+                                          EmbedderConfig, add_lora, audiotoken_loss, encode_with_token,
+                                          placeholder_ids, remove_lora, token_substitution, train_audiotoken)
 from sonic.config import ConfigError
 from sonic.models.pipeline import initial_latents
 from sonic.training.data import load_clip_set
@@ -87,13 +87,13 @@ def test_placeholder_must_be_one_token_and_present_once(text):
         placeholder_ids(tok, "* and *", "*")
 
 
-def test_training_changes_only_the_embedder(world, tmp_path):
+def test_training_without_lora_changes_only_the_embedder(world, tmp_path):
     cfg, files = world
     sd = registry.load_stable_diffusion(cfg)
     frozen = {name: {k: v.clone() for k, v in getattr(sd, name).state_dict().items()}
               for name in ("unet", "vae", "text_encoder")}
     clips = load_clip_set(files["manifest"], files["clap"], files["clap_index"])
-    s = AudioTokenSettings(steps=2, batch_size=2, hidden_dim=16, lr=1e-2)
+    s = AudioTokenSettings(steps=2, batch_size=2, hidden_dim=16, lr=1e-2, lora_rank=0)
     summary = train_audiotoken(sd, clips, s, LoopSettings(steps=2, progress=False), tmp_path, 16)
     for name, before in frozen.items():
         after = getattr(sd, name).state_dict()
@@ -111,6 +111,59 @@ def test_training_changes_only_the_embedder(world, tmp_path):
     header = (tmp_path / "losses.csv").read_text().splitlines()[0].split(",")
     assert header == ["step", "loss", "diffusion", "l1", "lr"]
     assert (tmp_path / "loss.png").is_file() and (tmp_path / "summary.json").is_file()
+    assert not (tmp_path / "weights" / LORA_FILE).exists() and summary["lora_parameters"] == 0
+
+
+def test_lora_parameters_are_the_only_trainable_unet_parameters_and_removal_restores_the_unet(world):
+    cfg, _ = world
+    unet = registry.load_stable_diffusion(cfg).unet.requires_grad_(False)
+    base = {k: v.clone() for k, v in unet.state_dict().items()}
+    g = torch.Generator().manual_seed(0)
+    x, ctx = torch.randn(2, 4, 8, 8, generator=g), torch.randn(2, 77, CROSS_DIM, generator=g)
+    with torch.no_grad():
+        before = unet(x, 10, ctx).sample
+    lora = add_lora(unet, 4)
+    trainable = {n for n, p in unet.named_parameters() if p.requires_grad}
+    assert trainable == {n for n, p in unet.named_parameters() if ".lora_" in n} and len(lora) == len(trainable)
+    assert {n.split(".lora_")[0].rsplit(".", 1)[-1] for n in trainable} >= {"to_q", "to_k", "to_v", "0"}
+    assert all(p.shape[0] == 4 or p.shape[1] == 4 for p in lora)  # rank 4
+    with torch.no_grad():
+        torch.testing.assert_close(unet(x, 10, ctx).sample, before, rtol=0, atol=0)  # up projections start at 0
+        for p in lora:
+            p.add_(0.1 * torch.randn(p.shape, generator=g))
+        assert not torch.allclose(unet(x, 10, ctx).sample, before)
+    unet(x, 10, ctx).sample.square().mean().backward()
+    assert all(p.grad is not None for p in lora)
+    assert all(p.grad is None for n, p in unet.named_parameters() if ".lora_" not in n)
+    remove_lora(unet)
+    after = unet.state_dict()
+    assert after.keys() == base.keys() and all(torch.equal(after[k], base[k]) for k in base)
+    with torch.no_grad():
+        assert torch.equal(unet(x, 10, ctx).sample, before)  # bit for bit the base UNet
+
+
+def test_training_with_lora_saves_it_and_leaves_the_sd_unchanged(world, trained):
+    cfg, files = world
+    out, summary = trained  # the config's default: LoRA rank 4
+    assert summary["lora_parameters"] > 0 and (out / "weights" / LORA_FILE).is_file()
+    lora = load_file(str(out / "weights" / LORA_FILE))
+    assert any(k.endswith("lora_B.weight") and v.abs().max() > 0 for k, v in lora.items())  # it trained
+    sd = registry.load_stable_diffusion(cfg)
+    base = {k: v.clone() for k, v in sd.unet.state_dict().items()}
+    clips = load_clip_set(files["manifest"], files["clap"], files["clap_index"])
+    s = AudioTokenSettings(steps=2, batch_size=2, hidden_dim=16, lr=1e-3, lr_scale_by_batch=True,
+                           lr_scheduler="constant_with_warmup", lr_warmup_steps=2)
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        result = train_audiotoken(sd, clips, s, LoopSettings(steps=2, progress=False), tmp, 16)
+        lrs = [float(line.split(",")[-1]) for line in open(f"{tmp}/losses.csv").read().splitlines()[1:]]
+    assert result["lr"] == pytest.approx(2e-3)  # 1e-3 x batch 2
+    assert lrs[0] < lrs[1] <= 2e-3  # warm-up
+    after = sd.unet.state_dict()
+    assert after.keys() == base.keys() and all(torch.equal(after[k], base[k]) for k in base)
+    gen = competitors.load_generator(cfg, "audiotoken", out / "weights")
+    assert any(".lora_" in n for n, _ in gen.unet.named_parameters())
 
 
 def test_training_is_deterministic(world, trained, tmp_path):
@@ -154,6 +207,14 @@ def test_loading_is_strict(world, trained, tmp_path):
         competitors.load_generator(cfg, "audiotoken", weights)
     save_file({k: v for k, v in tensors.items() if not k.endswith("net.1.bias")}, str(weights / "model.safetensors"))
     with pytest.raises(KeyError, match="net.1.bias"):
+        competitors.load_generator(cfg, "audiotoken", weights)
+    save_file(tensors, str(weights / "model.safetensors"))
+    with pytest.raises(FileNotFoundError, match=LORA_FILE):
+        competitors.load_generator(cfg, "audiotoken", weights)
+    lora = load_file(str(out / "weights" / LORA_FILE))
+    dropped = sorted(lora)[0]
+    save_file({k: v for k, v in lora.items() if k != dropped}, str(weights / LORA_FILE))
+    with pytest.raises(KeyError, match="missing"):
         competitors.load_generator(cfg, "audiotoken", weights)
 
 
