@@ -99,3 +99,11 @@ def test_every_bad_name_is_reported_and_defaults_pass():
     data["training"]["variants"] = None
     data["training"]["run_variants"] = ["full"]
     config.check_names(data)
+
+
+@pytest.mark.parametrize("name", ["a.b", "x|y", "with space", "-lead"])
+def test_variant_names_are_safe_for_wildcards_and_paths(name):
+    data = yaml.safe_load((ROOT / "config.yaml").read_text())
+    data["training"]["variants"][name] = {}
+    with pytest.raises(config.ConfigError, match="variants"):
+        config.from_dict(data)
