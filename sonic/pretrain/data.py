@@ -26,15 +26,6 @@ class Pair:
     caption: str
 
 
-def load_image(path: str | Path, size: int) -> np.ndarray:
-    """RGB float32 (size, size, 3) in [0, 1], bicubic resize."""
-    with Image.open(path) as im:
-        im = im.convert("RGB")
-        if im.size != (size, size):
-            im = im.resize((size, size), Image.BICUBIC)
-        return np.asarray(im, dtype=np.float32) / 255.0
-
-
 def load_pairs(manifests: list[str | Path], splits: tuple[str, ...] = ("train",)) -> list[Pair]:
     """All clips of the given splits of the manifests, each with its reference caption (from the full frame)."""
     pairs = []

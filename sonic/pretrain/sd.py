@@ -55,9 +55,10 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from sonic.images import load_image
 from sonic.models.pipeline import encode_prompts
 from sonic.pretrain.captions import class_phrase
-from sonic.pretrain.data import Pair, load_image, load_pairs, load_text_tower
+from sonic.pretrain.data import Pair, load_pairs, load_text_tower
 
 # SD-1.x noise schedule (the scheduler_config.json of CompVis/stable-diffusion-v1-4)
 SD_SCHEDULE = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
