@@ -1,4 +1,4 @@
-"""What the inversion cache saves when one image is edited with K audios (paper §3.5; SPEC §3.6), in one run.
+"""What the inversion cache saves when one image is edited with K audios (paper §3.5; paper §3.5), in one run.
 
 Times, on the same pipeline and source image:
 

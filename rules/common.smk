@@ -113,7 +113,7 @@ def stage1_projector(wildcards):
     )
 
 
-# Evaluation (SPEC §4-5). Method ids: "SonicDiffusion" (variant full), "SonicDiffusion-<variant>", the trained
+# Evaluation (README, Evaluation). Method ids: "SonicDiffusion" (variant full), "SonicDiffusion-<variant>", the trained
 # competitors, and external systems scored from a folder (evaluation.external).
 from sonic.evaluation.tables import ABLATION_VARIANTS  # noqa: E402
 
@@ -180,7 +180,7 @@ def ablation_scores(wildcards):
     )
 
 
-# Editing (SPEC §3.6): Table 2 methods; PnP (text label) runs on the same frozen SD through the full model's
+# Editing (paper §3.5): Table 2 methods; PnP (text label) runs on the same frozen SD through the full model's
 # pipeline with its adapters off.
 EDITING = config.get("editing") or {}
 EDIT_METHODS = ["SonicDiffusion", "PnP", "AudioToken", "GlueGen"]

@@ -1,4 +1,4 @@
-# Data preparation (SPEC §6, §8): synthetic world (demo) -> index -> per-shard extraction -> manifest.
+# Data preparation (README, Data preparation, §8): synthetic world (demo) -> index -> per-shard extraction -> manifest.
 
 
 rule synth:

@@ -1,4 +1,4 @@
-# Audio-guided editing (SPEC §3.6): Plug-and-Play edits of source images with every evaluation audio, per method;
+# Audio-guided editing (paper §3.5): Plug-and-Play edits of source images with every evaluation audio, per method;
 # Table 2; the sound-control and gate-norm figures. One inversion per source image, shared by all methods.
 
 

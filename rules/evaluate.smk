@@ -1,5 +1,5 @@
-# Evaluation (SPEC §4-5): competitor training, generation runs of the evaluation subset, the cached references of
-# each dataset, scores per method and dataset, and the tables.
+# Evaluation (README, "Evaluation"): competitor training, generation runs of the evaluation subset, the cached
+# references of each dataset, scores per method and dataset, and the tables.
 
 
 rule train_competitor:

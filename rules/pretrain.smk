@@ -1,5 +1,6 @@
-# Miniature pretrained models (demo profile, SPEC §7), trained on the synthetic world and written to the
-# locations that `models` names, in the formats the paper profile loads. Off when pretrain.enabled is false.
+# Miniature pretrained models (demo profile; README, "Miniature pretrained models"), trained on the synthetic
+# world and written to the locations that `models` names, in the formats the paper profile loads. Off when
+# pretrain.enabled is false.
 
 
 if PRETRAIN:

@@ -1,4 +1,4 @@
-# Both training stages per dataset and variant (SPEC §3.3-3.4). Variants with equal stage-1 inputs share one
+# Both training stages per dataset and variant (paper §3.3-3.4). Variants with equal stage-1 inputs share one
 # stage-1 run (named after the first of them); `no_stage1` has none.
 
 

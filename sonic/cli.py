@@ -269,7 +269,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = config_mod.load(args.config)
     common = dict(variant=args.variant, manifest=args.manifest, clap=args.clap, clap_index=args.clap_index,
                   out=args.out)
-    if args.stage in ("audiotoken", "gluegen"):  # the trained competitors of Table 1 (SPEC §5)
+    if args.stage in ("audiotoken", "gluegen"):  # the trained competitors of Table 1 (README, "Competitors")
         from sonic import competitors
 
         summary = competitors.train(cfg, args.stage, args.manifest, args.clap, args.clap_index, args.captions,
@@ -285,7 +285,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    """One step of the evaluation protocol (SPEC §4): references, generation run, scoring, tables."""
+    """One step of the evaluation protocol (README, Evaluation): references, generation run, scoring, tables."""
     from sonic import config as config_mod
     from sonic.evaluation import commands
 
@@ -444,7 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=16)
     p.set_defaults(func=cmd_features)
 
-    p = sub.add_parser("evaluate", help="evaluation: references, generation runs, scores, tables (SPEC §4)")
+    p = sub.add_parser("evaluate", help="evaluation: references, generation runs, scores, tables (README, Evaluation)")
     steps = p.add_subparsers(dest="step", required=True, metavar="<step>")
     q = steps.add_parser("references", help="cache Wav2CLIP / CLIP / FID embeddings of a dataset's val clips")
     q.add_argument("--manifest", required=True)

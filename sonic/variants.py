@@ -4,7 +4,7 @@ A variant is a named entry of ``training.variants`` that overrides parts of the 
 ``stage1`` (``null`` = no stage 1, the ``no_stage1`` ablation), ``stage2``, ``projector`` and ``adapters``.
 Two variants share their stage-1 projector exactly when everything stage 1 reads is equal: the stage-1
 settings, the projector architecture, the audio encoder and the seed. The shared run is named after the first
-such variant in the config's order, so the DAG trains it once (SPEC §3.3, issue "Training").
+such variant in the config's order, so the DAG trains it once (paper §3.3, issue "Training").
 
 Pure Python (no torch): ``rules/common.smk`` imports it to lay out the DAG.
 """

@@ -1,4 +1,4 @@
-"""Variants as configuration: overrides, and which variants share a stage-1 run (SPEC §3.3-3.4)."""
+"""Variants as configuration: overrides, and which variants share a stage-1 run (paper §3.3-3.4)."""
 
 from pathlib import Path
 

@@ -1,4 +1,5 @@
-"""What both trained competitors of Table 1 share (SPEC §5): input standardisation of the CLAP embedding, the
+"""What both trained competitors of Table 1 share (README, "Competitors"): input standardisation of the CLAP embedding,
+the
 strict weights format, and a text-conditioned DDIM sampler with the same interface, the same starting noise and
 the same classifier-free guidance as :class:`sonic.models.pipeline.SonicPipeline`.
 

@@ -1,4 +1,5 @@
-"""Dataset adapters: the native on-disk layouts (SPEC §8) -> a uniform table of source videos + rejects.
+"""Dataset adapters: the native on-disk layouts (README, Pointing the adapters at the real datasets) -> a uniform table
+of source videos + rejects.
 
 One ``index_*`` function per format. They only look at names, folders and annotation files (fast); media
 problems (corrupt files, missing audio streams, silence, short clips) are found at extraction time.

@@ -1,4 +1,5 @@
-"""Drawing and sound primitives of the synthetic world (SPEC §6), all vectorised numpy and all seeded explicitly.
+"""Drawing and sound primitives of the synthetic world (README, Data preparation), all vectorised numpy and all seeded
+explicitly.
 
 Pictures are (H, W, 3) float32 in 0..255 on a fixed 128x128 canvas; masks are (H, W) float32 in [0, 1]. Sounds are
 float64 mono arrays at an explicit sample rate. Nothing here reads a global random state.

@@ -1,4 +1,5 @@
-"""What the synthetic world looks and sounds like (SPEC §6): one visual and one sound signature per class.
+"""What the synthetic world looks and sounds like (README, Data preparation): one visual and one sound signature per
+class.
 
 Within a class three continuous factors drive both picture and sound (the couplings the metrics rely on):
 

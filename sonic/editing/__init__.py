@@ -1,4 +1,4 @@
-"""Audio-guided image editing: DDIM inversion + Plug-and-Play injection (paper §3.5; supp. §3.2; SPEC §3.6)."""
+"""Audio-guided image editing: DDIM inversion + Plug-and-Play injection (paper §3.5; supp. §3.2; paper §3.5)."""
 
 from sonic.editing.inversion import (
     Inversion,

@@ -1,4 +1,4 @@
-"""DDIM inversion of a source image for Plug-and-Play editing (paper §3.5; supp. §3.2; SPEC §3.6).
+"""DDIM inversion of a source image for Plug-and-Play editing (paper §3.5; supp. §3.2; paper §3.5).
 
 The source image is encoded by the VAE and run *up* the DDIM schedule with the empty prompt through the base
 UNet, adapters off (the UNet is called without ``audio_tokens``, which leaves every gated layer exactly at its

@@ -1,5 +1,5 @@
 """Audio-guided image editing with Plug-and-Play feature injection (Tumanyan et al. 2023; paper §3.5;
-supp. §3.2; SPEC §3.6).
+supp. §3.2; paper §3.5).
 
 At every DDIM step the *source branch* (the inverted latent of that step, empty prompt) runs in the same UNet batch
 as the guided target branches, ``[source; uncond x K; cond x K]``. While a step lies in the first ``f_t`` fraction
@@ -12,7 +12,7 @@ what the layers before it contributed to the target (the mid and up3 audio layer
 are replaced likewise. Once neither injection is active the source branch is left out of the batch. Everything is
 done by removable forward hooks owned by :class:`PnPController`, which knows the current step.
 
-The source branch runs the base UNet (``source_branch="base"``, the default, SPEC §3.6: the gated audio terms are
+The source branch runs the base UNet (``source_branch="base"``, the default, paper §3.5: the gated audio terms are
 zeroed for the source item) or, as the authors' ``pnp.py`` does, the adapted UNet with the null audio
 (``"null_audio"``). With ``audio_embeds=None`` the adapters stay off and the edit is text-driven Plug-and-Play (the
 "PnP with the class label as prompt" baseline).
@@ -40,7 +40,7 @@ SOURCE_BRANCHES = ("base", "null_audio")
 class PnPConfig:
     """Injection schedule and sites. ``resnets``: (up block, resnet) indices, or paper decoder layer numbers
     (4 = ``up_blocks[1].resnets[1]``, the paper's; the authors' code injects 4 and 5, ``(4, 5)``; the supplement's
-    "residual blocks 4-6" is ``(4, 5, 6)``). ``source_branch``: ``"base"`` (adapters off, SPEC §3.6) or
+    "residual blocks 4-6" is ``(4, 5, 6)``). ``source_branch``: ``"base"`` (adapters off, paper §3.5) or
     ``"null_audio"`` (the adapted UNet with the null audio, the authors' ``pnp.py``)."""
 
     f_t: float = 0.8

@@ -1,4 +1,4 @@
-"""Editing runs of Table 2 (paper §3.5, SPEC §3.6): every source image edited with every evaluation audio of a
+"""Editing runs of Table 2 (paper §3.5, paper §3.5): every source image edited with every evaluation audio of a
 dataset, by one method, with the same Plug-and-Play injection.
 
 Methods: ``SonicDiffusion`` (audio through the adapters), ``PnP`` (the audio's class label as text prompt),

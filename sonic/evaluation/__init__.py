@@ -1,1 +1,1 @@
-"""Scoring generated images (SPEC §4): CLIP-based classification and similarities."""
+"""Scoring generated images (README, Evaluation): CLIP-based classification and similarities."""

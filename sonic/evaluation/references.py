@@ -1,4 +1,4 @@
-"""Per-dataset evaluation references, computed once and cached (SPEC §4, supp. §2.1).
+"""Per-dataset evaluation references, computed once and cached (README, Evaluation, supp. §2.1).
 
 For every clip of the validation split: the Wav2CLIP embedding of its audio (the AIS references), the
 ``clip_eval`` embedding of its frame (the IIS references and ground truth) and the FID features of its frame (the

@@ -1,4 +1,5 @@
-"""Generation runs of the evaluation protocol (SPEC §4): the evaluation subset of a dataset (the ``eval`` clips of
+"""Generation runs of the evaluation protocol (README, Evaluation): the evaluation subset of a dataset (the ``eval``
+clips of
 the validation split, i.e. audios per class) x the configured seeds, generated once per method and saved as
 ``<folder>/<clip_id>_<seed>.png`` with a ``manifest.csv`` of (clip_id, seed, label, method, path).
 

@@ -1,4 +1,4 @@
-"""Scoring one method on one dataset (SPEC §4): AIS, AIC, IIS and FID of a folder of generated images against
+"""Scoring one method on one dataset (README, Evaluation): AIS, AIC, IIS and FID of a folder of generated images against
 the dataset's cached references (:mod:`sonic.evaluation.references`).
 
 Missing images are reported (count and names in the result), never silently skipped; the metrics are computed

@@ -1,4 +1,5 @@
-"""The paper's tables from per-run score files (SPEC §1): Table 1 (generation: dataset x method), Tables 3, 4 and
+"""The paper's tables from per-run score files (README, What is here): Table 1 (generation: dataset x method), Tables
+3, 4 and
 supplementary Table 1 (ablations: dataset x variant), Table 2 (editing), as CSV and Markdown.
 
 Each score file is the JSON written by :func:`sonic.evaluation.score.score_run` (dataset, method, variant, AIS,

@@ -1,4 +1,4 @@
-"""Installing gated audio cross-attention into an unmodified diffusers ``UNet2DConditionModel`` (SPEC §3.2).
+"""Installing gated audio cross-attention into an unmodified diffusers ``UNet2DConditionModel`` (paper Eq. 6-9).
 
 Layer numbering follows the paper (supp. §3.1): the 16 text cross-attention layers of SD-1.x are named
 ``down0``..``down5`` (``down_blocks[0..2]``, two each), ``mid``, and ``up3``..``up11`` (``up_blocks[1]`` =

@@ -1,4 +1,5 @@
-"""The audio encoder behind one small interface (SPEC §2): waveforms in, one embedding per clip out.
+"""The audio encoder behind one small interface (README, Real data and real weights): waveforms in, one embedding per
+clip out.
 
 Only the LAION CLAP backend (transformers ``ClapModel`` + ``ClapFeatureExtractor``) exists now; a Microsoft
 CLAP backend would implement the same :class:`AudioEncoder` protocol.

@@ -26,7 +26,7 @@ class AudioCrossAttention(nn.Module):
 
     def __init__(self, text_norm: nn.LayerNorm, text_attn: Attention):
         super().__init__()
-        # Initialised by copying the text cross-attention of the same block (SPEC §3.2).
+        # Initialised by copying the text cross-attention of the same block (paper Eq. 6-9).
         self.norm = copy.deepcopy(text_norm)
         self.attn = copy.deepcopy(text_attn)
         self.gamma = nn.Parameter(torch.zeros(()))

@@ -1,6 +1,6 @@
 """Audio-conditioned generation with a frozen SD-1.x (paper §3.6; supp. Eq. 3 and §3.2).
 
-DDIM sampling with classifier-free guidance over the *joint* condition (SPEC §3.5):
+DDIM sampling with classifier-free guidance over the *joint* condition (paper §3.6):
 
     eps = eps(null_text, null_audio) + w * (eps(text, audio) - eps(null_text, null_audio))
 

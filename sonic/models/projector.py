@@ -1,6 +1,6 @@
 """Audio projector: a CLAP embedding -> K tokens in the SD text-token space (paper §3.3, Fig. 4; supp. §1.3).
 
-Architecture (SPEC §3.1):
+Architecture (paper Fig. 4, supp. §1.3):
 
     e (B, d_a) --Conv1d(1->K)--GELU--ConvTranspose1d(K->K, x2)--GELU--Linear(2 d_a -> C)--> (B, K, C)
       + learned token positions

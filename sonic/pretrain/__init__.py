@@ -1,2 +1,3 @@
-"""Miniature pretrained models for the demo profile (SPEC §7): trained on the synthetic world, saved with the
+"""Miniature pretrained models for the demo profile (README, Miniature pretrained models): trained on the synthetic
+world, saved with the
 same library classes and formats as the real ones, so downstream code cannot tell them apart."""

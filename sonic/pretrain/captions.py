@@ -1,4 +1,5 @@
-"""Reference captions of synthetic clips: what a human would write about the frame (SPEC §7).
+"""Reference captions of synthetic clips: what a human would write about the frame (README, Miniature pretrained
+models).
 
 The miniature CLIP, CLAP and BLIP-2 learn language from these; the real BLIP-2 is never needed on the demo
 profile. A caption names the class in words and one continuous factor read off the frame (brightness, which

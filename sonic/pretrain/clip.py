@@ -1,4 +1,5 @@
-"""Miniature CLIP for the demo profile (SPEC §7): a byte-level BPE tokenizer and a small ``CLIPModel``.
+"""Miniature CLIP for the demo profile (README, Miniature pretrained models): a byte-level BPE tokenizer and a small
+``CLIPModel``.
 
 Trained contrastively (Radford et al. 2021) on the synthetic world's (frame, text) pairs of all three datasets.
 Its text tower is the Stable Diffusion text encoder of the demo profile (width 128 = the miniature UNet's

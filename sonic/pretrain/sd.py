@@ -1,4 +1,5 @@
-"""Miniature Stable Diffusion 1.x for the demo profile (SPEC §7): a VAE and an SD-1.x-shaped UNet trained
+"""Miniature Stable Diffusion 1.x for the demo profile (README, Miniature pretrained models): a VAE and an
+SD-1.x-shaped UNet trained
 text-to-image on the synthetic world's (frame, caption) pairs, beside the miniature CLIP's frozen text tower.
 
 The output is a Stable Diffusion folder (``unet/ vae/ text_encoder/ tokenizer/ scheduler/``, each a diffusers or

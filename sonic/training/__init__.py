@@ -1,1 +1,1 @@
-"""Both training stages of SonicDiffusion (SPEC §3.3-3.4): losses, batch sampling, the loop, stage 1, stage 2."""
+"""Both training stages of SonicDiffusion (paper §3.3-3.4): losses, batch sampling, the loop, stage 1, stage 2."""

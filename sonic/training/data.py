@@ -65,7 +65,7 @@ def load_clip_set(manifest: str | Path, clap: str | Path, clap_index: str | Path
 class FrameStore:
     """Frames resized so that the shorter side is ``side`` pixels (uint8 (3, H, W)), kept in an LRU cache of
     ``cache_size`` frames, and the stage-2 augmentation: a random ``crop`` x ``crop`` crop and a random
-    horizontal flip (SPEC §3.4), drawn from the step's generator."""
+    horizontal flip (paper §3.4), drawn from the step's generator."""
 
     def __init__(self, paths: list[str], side: int, crop: int, cache_size: int = 4096):
         if crop > side:

@@ -1,4 +1,4 @@
-"""The one training loop of both stages (SPEC §3.3-3.4, STYLE "one training loop, configured twice").
+"""The one training loop of both stages (paper §3.3-3.4, STYLE "one training loop, configured twice").
 
 An Accelerate loop (device placement, mixed precision, multi-GPU when launched with ``accelerate launch``) with:
 

@@ -1,4 +1,4 @@
-"""Stage-1 losses of the audio projector (paper Eq. 3-5, supplement Eq. 1-2; SPEC §3.3).
+"""Stage-1 losses of the audio projector (paper Eq. 3-5, supplement Eq. 1-2; paper §3.3).
 
 Every loss is computed per token i = 1..K and summed with the reverse-sigmoid token weights
 ``w_i = t / (t + exp(i / t))``:

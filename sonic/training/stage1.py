@@ -1,4 +1,4 @@
-"""Stage 1 — projector alignment (paper §3.3, supplement §1.3; SPEC §3.3).
+"""Stage 1 — projector alignment (paper §3.3, supplement §1.3; paper §3.3).
 
 Only the audio projector trains. Each step draws anchors, same-class positives and other-class negatives
 (:class:`~sonic.training.sampler.ContrastiveSampler`), projects every distinct clip of the batch once and

@@ -1,5 +1,5 @@
 """Stage 2 — parameter-efficient tuning of the gated cross-attention layers (paper §3.4, §3.6, supplement §1.4;
-SPEC §3.4).
+paper §3.4).
 
 Frozen: VAE, text encoder, UNet. Trainable: the gated audio cross-attention layers (lr 1e-4) and the projector
 (lr 1e-5, frozen in the ``projector_frozen_stage2`` ablation). DDPM epsilon-prediction MSE with the empty prompt;

@@ -1,4 +1,5 @@
-"""Synthetic world (SPEC §6) in the native layouts of SPEC §8: names, streams, determinism, couplings, bad inputs."""
+"""Synthetic world (README, Data preparation) in the native layouts of README, Pointing the adapters at the real
+datasets: names, streams, determinism, couplings, bad inputs."""
 
 import hashlib
 import math

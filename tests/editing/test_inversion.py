@@ -1,4 +1,4 @@
-"""DDIM inversion (SPEC §3.6): exactness, epsilon/v conversion, adapters off, reconstruction error, the cache."""
+"""DDIM inversion (paper §3.5): exactness, epsilon/v conversion, adapters off, reconstruction error, the cache."""
 
 import math
 from types import SimpleNamespace

@@ -1,4 +1,4 @@
-"""Plug-and-Play editing (SPEC §3.6): the injection schedule and sites, limits 0 and 1, hooks, cache, K audios."""
+"""Plug-and-Play editing (paper §3.5): the injection schedule and sites, limits 0 and 1, hooks, cache, K audios."""
 
 import pytest
 import torch

@@ -1,4 +1,5 @@
-"""Evaluation runs (SPEC §4): the evaluation subset, generation runs and their layout, missing images reported,
+"""Evaluation runs (README, Evaluation): the evaluation subset, generation runs and their layout, missing images
+reported,
 scoring from cached references against direct computations, and the tables."""
 
 import json

@@ -1,4 +1,5 @@
-"""Metrics (SPEC §4): AIS/IIS win rates against a loop reference, strict ties, AIC, FID with custom features."""
+"""Metrics (README, Evaluation): AIS/IIS win rates against a loop reference, strict ties, AIC, FID with custom
+features."""
 
 import math
 

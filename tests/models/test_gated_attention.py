@@ -1,4 +1,4 @@
-"""Gated audio cross-attention (SPEC §3.2): neutrality, the Eq. 8-9 math, initialisation, gradients."""
+"""Gated audio cross-attention (paper Eq. 6-9): neutrality, the Eq. 8-9 math, initialisation, gradients."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""Generation (SPEC §3.5): joint CFG, determinism, controls, save -> load bit-for-bit."""
+"""Generation (paper §3.6): joint CFG, determinism, controls, save -> load bit-for-bit."""
 
 import pytest
 import torch

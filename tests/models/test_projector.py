@@ -1,4 +1,4 @@
-"""Audio projector (SPEC §3.1): shapes, K=1, chained attention blocks, null audio, parameter budget."""
+"""Audio projector (paper Fig. 4, supp. §1.3): shapes, K=1, chained attention blocks, null audio, parameter budget."""
 
 import pytest
 import torch

@@ -1,4 +1,5 @@
-"""Wav2CLIP audio encoder (SPEC §2): official checkpoint layout, front end, determinism, strict save/load."""
+"""Wav2CLIP audio encoder (README, Real data and real weights): official checkpoint layout, front end, determinism,
+strict save/load."""
 
 import numpy as np
 import pytest

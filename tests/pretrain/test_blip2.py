@@ -1,4 +1,5 @@
-"""Miniature BLIP-2 (SPEC §7): OPT-format tokenizer, a save_pretrained folder the BLIP-2 classes load, the
+"""Miniature BLIP-2 (README, Miniature pretrained models): OPT-format tokenizer, a save_pretrained folder the BLIP-2
+classes load, the
 image-only captioning path of the real checkpoint, determinism and the quality figure."""
 
 import json

@@ -1,4 +1,5 @@
-"""Miniature CLIP (SPEC §7): CLIP-format tokenizer, a save_pretrained folder every CLIP class loads, determinism."""
+"""Miniature CLIP (README, Miniature pretrained models): CLIP-format tokenizer, a save_pretrained folder every CLIP
+class loads, determinism."""
 
 import json
 from dataclasses import replace

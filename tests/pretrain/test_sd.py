@@ -1,4 +1,5 @@
-"""Miniature Stable Diffusion (SPEC §7): a folder the registry loads and the pipeline generates from, standardised
+"""Miniature Stable Diffusion (README, Miniature pretrained models): a folder the registry loads and the pipeline
+generates from, standardised
 latents, exact reference targets, determinism, quality.json."""
 
 import json

@@ -1,4 +1,4 @@
-"""Stage-1 losses (SPEC §3.3) on constructed cases with hand-computed values."""
+"""Stage-1 losses (paper §3.3) on constructed cases with hand-computed values."""
 
 import math
 
