@@ -4,8 +4,6 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CORES  ?= all
-# Rules call the `sonic` command: make the venv's bin/ visible to Snakemake's shell jobs.
-export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: demo test lint format bench clean-venv
 

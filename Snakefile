@@ -28,7 +28,7 @@ rule all:
         expand(
             rules.train_stage2.output.weights,
             dataset=DATASETS,
-            variant=TRAINING.get("run_variants", ["full"]),
+            variant=TRAINING.run_variants,
         ),
         rules.table1.output.csv,
         expand(rules.comparison_grid.output.png, dataset=DATASETS),

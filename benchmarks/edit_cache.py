@@ -1,4 +1,4 @@
-"""What the inversion cache saves when one image is edited with K audios (paper §3.5; paper §3.5), in one run.
+"""What the inversion cache saves when one image is edited with K audios (paper §3.5), in one run.
 
 Times, on the same pipeline and source image:
 
@@ -45,19 +45,16 @@ def tiny_pipeline():
             m.gamma.fill_(0.5)
     projector = AudioProjector(ProjectorConfig(audio_dim=AUDIO_DIM, num_tokens=5, token_dim=CROSS_DIM, num_heads=2,
                                                attn_dim=16)).eval()
-    return SonicPipeline(unet, tiny_vae(), tiny_text_encoder(len(tok)), tok, tiny_scheduler(), projector, adapters)
+    return SonicPipeline(unet=unet, vae=tiny_vae(), text_encoder=tiny_text_encoder(len(tok)), tokenizer=tok,
+                         scheduler=tiny_scheduler(), projector=projector, adapters=adapters)
 
 
 def loaded_pipeline(config: str, weights: str, device: str):
     from sonic import config as config_mod
-    from sonic.models.io import load_weights
     from sonic.models.pipeline import SonicPipeline
-    from sonic.registry import load_stable_diffusion
+    from sonic.models.registry import load_stable_diffusion
 
-    cfg = config_mod.load(config)
-    sd = load_stable_diffusion(cfg, device=device)
-    projector, adapters = load_weights(weights, sd.unet)
-    return SonicPipeline(sd.unet, sd.vae, sd.text_encoder, sd.tokenizer, sd.scheduler, projector.eval(), adapters)
+    return SonicPipeline.from_weights(weights, load_stable_diffusion(config_mod.load(config), device=device))
 
 
 def main() -> None:

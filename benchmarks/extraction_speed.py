@@ -20,7 +20,8 @@ from pathlib import Path
 import ffmpeg
 
 from sonic import config as config_mod
-from sonic.data import media, synth
+from sonic.data import media
+from sonic.demo import synth
 from sonic.data.datasets import index_dataset
 from sonic.data.extract import extract_videos, plan_segments
 from sonic.data.run import dataset_spec, extract_settings

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
 import re
 import shutil
 import subprocess
@@ -67,12 +66,11 @@ def main() -> int:
     workdir = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="smoke-dag-"))
     workdir.mkdir(parents=True, exist_ok=True)
     bin_dir = Path(sys.executable).parent
-    env = os.environ | {"PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
     cmd = [str(bin_dir / "snakemake"), "results/table1.csv", "-s", str(ROOT / "Snakefile"), "-d", str(workdir),
            "--cores", str(args.cores), "--configfile", str(ROOT / "config.yaml"),
            str(ROOT / "workflow/configs/smoke.yaml")]
     t0 = time.perf_counter()
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    out = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     try:
         if out.returncode != 0:

@@ -1,19 +1,29 @@
-# Shared helpers. The config is validated first, so every rule can trust its keys.
+# Shared helpers. The package resolves the config (sonic.config: schema check, defaults, names) exactly as
+# `sonic <command> --config FILE` does; each rule then passes its command only the settings it reads, as a JSON
+# `params` value (`settings(...)` below): they are declared, trigger reruns when they change, and nothing is
+# written at parse time.
+import copy
+import json
+import re
 import sys
 from pathlib import Path
 
-import yaml
-from snakemake.utils import validate
-
-validate(config, schema="../workflow/schemas/config.schema.yaml")
-# The package's modules used at parse time are plain Python (no torch); sonic.config also checks the names that
-# refer to datasets and variants (a misspelt one is an error, not a silent skip).
 sys.path.insert(0, str(Path(workflow.basedir)))
-from sonic.config import check_names  # noqa: E402
+from sonic import (
+    config as sonic_config,
+    variants,
+)  # noqa: E402  (plain Python, no torch)
+from sonic.methods import (  # noqa: E402
+    ABLATION_VARIANTS,
+    COMPETITORS,
+    EDIT_METHODS,
+    TABLE1_TRAINED,
+    competitor_key,
+    sonic_method,
+)
 
-check_names(config, "config")
-
-RESULTS = Path(config.get("results", "results"))
+# `sonic` from an activated environment (or a conda env) first, else the one beside this Snakemake's Python.
+shell.prefix(f'set -euo pipefail; PATH="$PATH:{Path(sys.executable).parent}"; ')
 
 
 def _shipped(path):
@@ -27,10 +37,23 @@ def _shipped(path):
     return path
 
 
-config["models"]["unet_config"] = _shipped(config["models"].get("unet_config"))
-DATA = config["data"]
-DATASETS = sorted(DATA["datasets"])
-SHARDS = list(range(DATA.get("shards", 2)))
+def _resolve(data):
+    data = copy.deepcopy(data)
+    models, evaluation = data.get("models") or {}, data.get("evaluation") or {}
+    if models.get("unet_config"):
+        models["unet_config"] = _shipped(models["unet_config"])
+    if evaluation.get("paper_tables"):
+        evaluation["paper_tables"] = _shipped(evaluation["paper_tables"])
+    source = ", ".join(map(str, workflow.configfiles)) or "--config"
+    return sonic_config.from_dict(data, f"snakemake config ({source})")
+
+
+CFG = _resolve(config)
+RESOLVED = CFG.to_dict()  # plain data, for sonic.variants
+RESULTS = Path(CFG.results)
+DATA = CFG.data
+DATASETS = sorted(DATA.datasets)
+SHARDS = list(range(DATA.shards))
 
 
 def results(*parts):
@@ -38,30 +61,30 @@ def results(*parts):
     return str(RESULTS.joinpath(*parts))
 
 
-def _effective_config():
-    """The merged config of this run (config files + --config overrides), for `sonic` commands.
-
-    Rules pass only the config slices they depend on as `params`, so a change reruns exactly the rules it
-    affects; the file itself is not an input.
+def settings(*keys):
+    """The `params` value of a rule: the settings under the dotted `keys` (`{wildcard}`s filled in per job) as
+    the JSON its command takes with `--settings`. A key left out is an error in the command, never a default.
     """
-    path = Path(".snakemake", "sonic", "config.yaml")
-    text = yaml.safe_dump(config, sort_keys=True)
-    if not path.is_file() or path.read_text() != text:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return str(path)
+
+    def value(wildcards):
+        named = dict(wildcards.items())
+        if "competitor" in named:  # competitors.<key> of the competitor's method id
+            named["competitor_key"] = competitor_key(named["competitor"])
+        return json.dumps(
+            CFG.select(*(k.format(**named) for k in keys)), sort_keys=True
+        )
+
+    return value
 
 
-CONFIG = _effective_config()
-
-
-def synth_enabled():
-    return bool((DATA.get("synth") or {}).get("size"))
+LOOP = [
+    f"training.{k}" for k in sonic_config.LOOP_KEYS
+]  # every trained method's loop settings
 
 
 def raw_input(wildcards):
     """Demo profile: the synthetic copy of the dataset; paper profile: nothing (the native copy exists)."""
-    if synth_enabled():
+    if DATA.synth.size:
         return rules.synth.output.root.format(dataset=wildcards.dataset)
     return []
 
@@ -70,37 +93,40 @@ def model_input(key):
     """A configured model location as an input of a job. Local paths (files or folders, possibly built by a
     pretrain rule) are tracked; hub ids (`hub:<org>/<name>`) are not files and are left out.
     """
-    location = config["models"].get(key)
+    location = getattr(CFG.models, key)
     if not location or location.startswith("hub:"):
         return []
     return location
 
 
-PRETRAIN = (config.get("pretrain") or {}).get("enabled", False)
+PRETRAIN = CFG.pretrain.enabled
 
-
-# Training variants (sonic/variants.py is plain Python, importable without torch).
-from sonic import variants  # noqa: E402
-
-TRAINING = config.get("training") or {}
-# per job of synthesis, CLAP features and SD pretraining (training jobs: training.threads)
-THREADS = config.get("threads", 2)
-VARIANTS = variants.variant_names(config)
-STAGE1_RUN = variants.stage1_runs(config)
+# Training variants (sonic.variants). Variants with equal stage-1 inputs share one stage-1 run.
+TRAINING = CFG.training
+THREADS = (
+    CFG.threads
+)  # per job of synthesis, CLAP features and SD pretraining (training jobs: training.threads)
+VARIANTS = variants.variant_names(RESOLVED)
+STAGE1_RUN = variants.stage1_runs(RESOLVED)
 TRAIN_RESOURCES = {
-    k: v for k, v in (TRAINING.get("resources") or {}).items() if v
+    k: v for k, v in TRAINING.resources.items() if v
 }  # gpu: 0 is left out
 
 
 def budget(wildcards):
     """The dataset's factor on every training run's steps (training.budget; 1 where unnamed)."""
-    return float((TRAINING.get("budget") or {}).get(wildcards.dataset, 1.0))
+    return TRAINING.budget_of(wildcards.dataset)
+
+
+def one_of(names):
+    """A wildcard constraint matching exactly `names` (none: a pattern that matches nothing)."""
+    return "|".join(re.escape(n) for n in names) or "(?!)"
 
 
 wildcard_constraints:
     dataset="[^/]+",
-    variant="|".join(VARIANTS),
-    run="|".join(sorted({r for r in STAGE1_RUN.values() if r})),
+    variant=one_of(VARIANTS),
+    run=one_of(sorted({r for r in STAGE1_RUN.values() if r})),
 
 
 def stage1_projector(wildcards):
@@ -113,35 +139,24 @@ def stage1_projector(wildcards):
     )
 
 
-# Evaluation (README, Evaluation). Method ids: "SonicDiffusion" (variant full), "SonicDiffusion-<variant>", the trained
-# competitors, and external systems scored from a folder (evaluation.external).
-from sonic.evaluation.tables import ABLATION_VARIANTS  # noqa: E402
-
-EVALUATION = config.get("evaluation") or {}
-COMPETITORS = ["AudioToken", "GlueGen"]
-EXTERNAL = EVALUATION.get("external") or {}
+# Evaluation (README, "Evaluation"). Method ids (sonic.methods): "SonicDiffusion" (variant full),
+# "SonicDiffusion-<variant>", the trained competitors, and external systems scored from a folder
+# (evaluation.external).
+EVALUATION = CFG.evaluation
+EXTERNAL = EVALUATION.external or {}
 EXTERNAL_METHODS = list(EXTERNAL.get("methods") or [])
-TABLE1_TRAINED = ["SonicDiffusion"] + COMPETITORS  # generated here, one job per dataset
-TABLE1_METHODS = TABLE1_TRAINED + EXTERNAL_METHODS
+TABLE1_METHODS = list(TABLE1_TRAINED) + EXTERNAL_METHODS
 ABLATION_TABLES = list(ABLATION_VARIANTS)
-ABLATION_DATASETS = EVALUATION.get("ablation_datasets", DATASETS)
-PAPER_TABLES = (  # arguments of the table commands: `--paper <folder>` or none
-    ["--paper", _shipped(EVALUATION["paper_tables"])]
-    if EVALUATION.get("paper_tables")
-    else []
-)
-
-
-def sonic_method(variant):
-    return "SonicDiffusion" if variant == "full" else f"SonicDiffusion-{variant}"
-
-
+ABLATION_DATASETS = list(EVALUATION.ablation_datasets or DATASETS)
+PAPER_TABLES = ["--paper", EVALUATION.paper_tables] if EVALUATION.paper_tables else []
 OWN_METHODS = {sonic_method(v): v for v in VARIANTS}
+# the variants' methods generated and scored one job each (Table 1's methods share one job per dataset)
+ABLATION_METHODS = [m for m in OWN_METHODS if m not in TABLE1_TRAINED]
 
 
 wildcard_constraints:
-    competitor="|".join(COMPETITORS),
-    method="|".join(list(OWN_METHODS) + COMPETITORS + EXTERNAL_METHODS),
+    competitor=one_of(COMPETITORS),
+    method=one_of(list(OWN_METHODS) + list(COMPETITORS) + EXTERNAL_METHODS),
 
 
 def weights_of(method, dataset):
@@ -180,18 +195,34 @@ def ablation_scores(wildcards):
     )
 
 
-# Editing (paper §3.5): Table 2 methods; PnP (text label) runs on the same frozen SD through the full model's
-# pipeline with its adapters off.
-EDITING = config.get("editing") or {}
-EDIT_METHODS = ["SonicDiffusion", "PnP", "AudioToken", "GlueGen"]
-EDIT_DATASETS = EDITING.get("datasets", DATASETS)
+# Editing (paper §3.5): Table 2's methods (sonic.methods.EDIT_METHODS); PnP edits with the class label on the
+# same frozen SD.
+EDITING = CFG.editing
+# what an editing run reads of `editing` (not `datasets`, which only picks the targets)
+EDIT_RUN_KEYS = [
+    f"editing.{k}"
+    for k in (
+        "sources",
+        "num_sources",
+        "steps",
+        "guidance_scale",
+        "f_t",
+        "attn_t",
+        "resnets",
+        "source_branch",
+    )
+]
+EDIT_DATASETS = list(EDITING.datasets or DATASETS)
 
 
 wildcard_constraints:
-    edit_method="|".join(EDIT_METHODS),
+    edit_method=one_of(EDIT_METHODS),
 
 
 def edit_weights(wildcards):
+    """The weights an editing method edits with (PnP: none, the frozen SD alone)."""
+    if wildcards.edit_method == "PnP":
+        return []
     if wildcards.edit_method in COMPETITORS:
         return rules.train_competitor.output.weights.format(
             dataset=wildcards.dataset, competitor=wildcards.edit_method

@@ -1,9 +1,9 @@
-# Data preparation (README, Data preparation, §8): synthetic world (demo) -> index -> per-shard extraction -> manifest.
+# Data preparation (README, "Data preparation"): synthetic world (demo) -> index -> per-shard extraction -> manifest.
 
 
 rule synth:
     output:
-        root=directory(str(Path(DATA.get("raw", "results/raw")) / "{dataset}")),
+        root=directory(str(Path(DATA.raw) / "{dataset}")),
     log:
         results("logs", "synth", "{dataset}.log"),
     conda:
@@ -13,12 +13,9 @@ rule synth:
         mem_mb=2000,
         runtime=30,
     params:
-        config=CONFIG,
-        synth=lambda w: DATA.get("synth"),
-        spec=lambda w: DATA["datasets"][w.dataset],
-        seed=config["seed"],
+        settings=settings("seed", "data.synth", "data.datasets.{dataset}"),
     shell:
-        "sonic synth --config {params.config:q} --dataset {wildcards.dataset:q} --out {output.root:q} "
+        "sonic synth --settings {params.settings:q} --dataset {wildcards.dataset:q} --out {output.root:q} "
         "--threads {threads} > {log:q} 2>&1"
 
 
@@ -37,10 +34,9 @@ rule index_dataset:
         mem_mb=2000,
         runtime=30,
     params:
-        config=CONFIG,
-        spec=lambda w: DATA["datasets"][w.dataset],
+        settings=settings("data.datasets.{dataset}"),
     shell:
-        "sonic data index --config {params.config:q} --dataset {wildcards.dataset:q} "
+        "sonic data index --settings {params.settings:q} --dataset {wildcards.dataset:q} "
         "--videos {output.videos:q} --rejects {output.rejects:q} > {log:q} 2>&1"
 
 
@@ -60,25 +56,18 @@ rule extract_shard:
         mem_mb=4000,
         runtime=240,
     params:
-        config=CONFIG,
+        settings=settings(
+            "audio_encoder.sample_rate",
+            "data.datasets.{dataset}",
+            "data.segment_seconds",
+            "data.min_clip_seconds",
+            "data.min_hits",
+            "data.silence_dbfs",
+            "data.frame_size",
+        ),
         shards=len(SHARDS),
-        settings=lambda w: {
-            k: v
-            for k, v in DATA.items()
-            if k
-            not in (
-                "datasets",
-                "synth",
-                "raw",
-                "shards",
-                "split",
-                "val_fraction",
-                "eval_audios_per_class",
-            )
-        },
-        sample_rate=config["audio_encoder"]["sample_rate"],
     shell:
-        "sonic data extract --config {params.config:q} --dataset {wildcards.dataset:q} --videos {input.videos:q} "
+        "sonic data extract --settings {params.settings:q} --dataset {wildcards.dataset:q} --videos {input.videos:q} "
         "--shard {wildcards.shard:q} --shards {params.shards} --out {output.shard:q} > {log:q} 2>&1"
 
 
@@ -89,8 +78,8 @@ rule manifest:
         ),
         index_rejects=rules.index_dataset.output.rejects,
         split_lists=lambda w: (
-            list((DATA["datasets"][w.dataset].get("split_files") or {}).values())
-            if DATA.get("split") == "file"
+            list((DATA.split_files(w.dataset) or {}).values())
+            if DATA.split == "file"
             else []
         ),
     output:
@@ -105,15 +94,14 @@ rule manifest:
         mem_mb=2000,
         runtime=10,
     params:
-        config=CONFIG,
-        split=lambda w: [
-            DATA.get("val_fraction"),
-            DATA.get("eval_audios_per_class"),
-            config["seed"],
-            DATA.get("split"),
-            DATA["datasets"][w.dataset].get("split_files"),
-        ],
+        settings=settings(
+            "seed",
+            "data.datasets.{dataset}",
+            "data.split",
+            "data.val_fraction",
+            "data.eval_audios_per_class",
+        ),
     shell:
-        "sonic data manifest --config {params.config:q} --dataset {wildcards.dataset:q} --shard-dirs {input.shards:q} "
+        "sonic data manifest --settings {params.settings:q} --dataset {wildcards.dataset:q} --shard-dirs {input.shards:q} "
         "--index-rejects {input.index_rejects:q} --out {output.manifest:q} --rejects {output.rejects:q} "
         "> {log:q} 2>&1"

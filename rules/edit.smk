@@ -1,5 +1,33 @@
 # Audio-guided editing (paper §3.5): Plug-and-Play edits of source images with every evaluation audio, per method;
-# Table 2; the sound-control and gate-norm figures. One inversion per source image, shared by all methods.
+# Table 2; the sound-control and gate-norm figures. One inversion per source image (invert_sources), read by
+# every method.
+
+
+rule invert_sources:  # one DDIM inversion per source image, read by every method's editing run
+    input:
+        manifest=rules.manifest.output.manifest,
+        sd=model_input("sd"),
+    output:
+        inversions=directory(results("edited", "inversions", "{dataset}")),
+    log:
+        results("logs", "edited", "inversions_{dataset}.log"),
+    conda:
+        "../envs/evaluate.yaml"
+    threads: TRAINING.threads
+    resources:
+        **TRAIN_RESOURCES,
+    params:
+        settings=settings(
+            "models.sd",
+            "generation.resolution",
+            "generation.steps",
+            "editing.sources",
+            "editing.num_sources",
+            "editing.steps",
+        ),
+    shell:
+        "sonic evaluate invert --settings {params.settings:q} --manifest {input.manifest:q} "
+        "--out {output.inversions:q} --threads {threads} > {log:q} 2>&1"
 
 
 rule edit_run:
@@ -9,6 +37,7 @@ rule edit_run:
         clap_index=rules.clap_features.output.index,
         sd=model_input("sd"),
         weights=edit_weights,
+        inversions=rules.invert_sources.output.inversions,
     output:
         images=directory(results("edited", "{edit_method}", "{dataset}")),
     log:
@@ -17,17 +46,16 @@ rule edit_run:
         results("benchmarks", "edited", "{edit_method}_{dataset}.tsv")
     conda:
         "../envs/evaluate.yaml"
-    threads: TRAINING.get("threads", 2)
+    threads: TRAINING.threads
     resources:
         **TRAIN_RESOURCES,
     params:
-        config=CONFIG,
-        settings=lambda w: [config["generation"], EDITING],
-        cache=results("edited", "inversions"),
+        settings=settings("models.sd", "models.clip_eval", "generation", *EDIT_RUN_KEYS),
+        weights=lambda w, input: ["--weights", input.weights] if input.weights else [],
     shell:
-        "sonic evaluate edit --config {params.config:q} --method {wildcards.edit_method:q} "
-        "--weights {input.weights:q} --manifest {input.manifest:q} --clap {input.clap:q} "
-        "--clap-index {input.clap_index:q} --cache {params.cache:q} --out {output.images:q} "
+        "sonic evaluate edit --settings {params.settings:q} --method {wildcards.edit_method:q} "
+        "{params.weights:q} --manifest {input.manifest:q} --clap {input.clap:q} "
+        "--clap-index {input.clap_index:q} --inversions {input.inversions:q} --out {output.images:q} "
         "--threads {threads} > {log:q} 2>&1"
 
 
@@ -58,11 +86,16 @@ rule score_edit:  # all methods of a dataset in one job (one process: imports an
         mem_mb=8000,
         runtime=60,
     params:
-        config=CONFIG,
-        sources=EDITING.get("num_sources", 2),
+        settings=settings(
+            "models.clip_ais",
+            "models.clip_eval",
+            "models.fid_features",
+            "generation.resolution",
+        ),
+        sources=EDITING.num_sources,
         methods=EDIT_METHODS,
     shell:
-        "sonic evaluate score --config {params.config:q} --method {params.methods:q} "
+        "sonic evaluate score --settings {params.settings:q} --method {params.methods:q} "
         "--dataset {wildcards.dataset:q} --manifest {input.manifest:q} --references {input.references:q} "
         "--references-index {input.index:q} --images {input.images:q} --seeds {params.sources} "
         "--out {output.scores:q} --per-image {output.per_image:q} --threads {threads} > {log:q} 2>&1"
@@ -119,13 +152,21 @@ rule edit_figures:
         results("logs", "figures", "edit_{dataset}.log"),
     conda:
         "../envs/evaluate.yaml"
-    threads: TRAINING.get("threads", 2)
+    threads: TRAINING.threads
     resources:
         **TRAIN_RESOURCES,
     params:
-        config=CONFIG,
+        settings=settings(
+            "models.sd",
+            "models.clap",
+            "audio_encoder",
+            "generation",
+            "editing.sources",
+            "editing.steps",
+            "editing.guidance_scale",
+        ),
     shell:
-        "sonic evaluate figures --config {params.config:q} --weights {input.weights:q} "
+        "sonic evaluate figures --settings {params.settings:q} --weights {input.weights:q} "
         "--manifest {input.manifest:q} --fig10 {output.fig10:q} --norms-csv {output.norms_csv:q} "
         "--norms-png {output.norms_png:q} --threads {threads} > {log:q} 2>&1"
 

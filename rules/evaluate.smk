@@ -7,7 +7,6 @@ rule train_competitor:
         manifest=rules.manifest.output.manifest,
         clap=rules.clap_features.output.embeddings,
         clap_index=rules.clap_features.output.index,
-        captions=rules.captions.output.captions,
         sd=model_input("sd"),
     output:
         weights=directory(results("train", "{dataset}", "{competitor}", "weights")),
@@ -24,19 +23,25 @@ rule train_competitor:
     priority: 2  # before generation and scores, which are short and fill the end
     conda:
         "../envs/train.yaml"
-    threads: TRAINING.get("threads", 2)
+    threads: TRAINING.threads
     resources:
         **TRAIN_RESOURCES,
     params:
-        config=CONFIG,
-        settings=lambda w: (config.get("competitors") or {}).get(w.competitor.lower()),
-        method=lambda w: w.competitor.lower(),
+        settings=settings(
+            "seed",
+            "models.sd",
+            "audio_encoder",
+            "generation.resolution",
+            "competitors.{competitor_key}",
+            *LOOP,
+        ),
+        method=lambda w: competitor_key(w.competitor),
         budget=budget,
         out=lambda w: results("train", w.dataset, w.competitor),
     shell:
-        "sonic train {params.method:q} --config {params.config:q} "
+        "sonic train {params.method:q} --settings {params.settings:q} "
         "--manifest {input.manifest:q} --clap {input.clap:q} --clap-index {input.clap_index:q} "
-        "--captions {input.captions:q} --out {params.out:q} --budget {params.budget} "
+        "--out {params.out:q} --budget {params.budget} "
         "--threads {threads} > {log:q} 2>&1"
 
 
@@ -59,9 +64,15 @@ rule eval_references:
         mem_mb=8000,
         runtime=60,
     params:
-        config=CONFIG,
+        settings=settings(
+            "models.wav2clip",
+            "models.clip_ais",
+            "models.clip_eval",
+            "models.fid_features",
+            "generation.resolution",
+        ),
     shell:
-        "sonic evaluate references --config {params.config:q} --manifest {input.manifest:q} "
+        "sonic evaluate references --settings {params.settings:q} --manifest {input.manifest:q} "
         "--out {output.references:q} --index {output.index:q} --threads {threads} > {log:q} 2>&1"
 
 
@@ -78,26 +89,31 @@ rule generate_eval:
         results("logs", "generated", "{method}_{dataset}.log"),
     benchmark:
         results("benchmarks", "generated", "{method}_{dataset}.tsv")
+    wildcard_constraints:
+        method=one_of(ABLATION_METHODS),
     conda:
         "../envs/evaluate.yaml"
-    threads: TRAINING.get("threads", 2)
+    threads: TRAINING.threads
     resources:
         **TRAIN_RESOURCES,
     params:
-        config=CONFIG,
-        settings=lambda w: [config["generation"], EVALUATION],
+        settings=settings(
+            "models.sd",
+            "generation",
+            "evaluation.seeds",
+            "evaluation.steps",
+            "evaluation.guidance_scale",
+            "evaluation.batch_size",
+        ),
     shell:
-        "sonic evaluate generate --config {params.config:q} --method {wildcards.method:q} "
+        "sonic evaluate generate --settings {params.settings:q} --method {wildcards.method:q} "
         "--weights {input.weights:q} --manifest {input.manifest:q} --clap {input.clap:q} "
         "--clap-index {input.clap_index:q} --out {output.images:q} --threads {threads} > {log:q} 2>&1"
 
 
 # Table 1's methods of one dataset are generated in one job and scored in another: each process spends seconds on
-# imports and model loading, which the demo would otherwise pay per method (the ablation variants, generated and
-# scored one job each, keep the rules above and below). The rule order picks these for Table 1's outputs.
-ruleorder: generate_table1 > generate_eval
-
-
+# imports and model loading, which the demo would otherwise pay per method. The ablation variants are generated
+# and scored one job each (the rules above and below, constrained to those methods).
 rule generate_table1:
     input:
         manifest=rules.manifest.output.manifest,
@@ -113,15 +129,21 @@ rule generate_table1:
         results("benchmarks", "generated", "table1_{dataset}.tsv")
     conda:
         "../envs/evaluate.yaml"
-    threads: TRAINING.get("threads", 2)
+    threads: TRAINING.threads
     resources:
         **TRAIN_RESOURCES,
     params:
-        config=CONFIG,
-        settings=lambda w: [config["generation"], EVALUATION],
+        settings=settings(
+            "models.sd",
+            "generation",
+            "evaluation.seeds",
+            "evaluation.steps",
+            "evaluation.guidance_scale",
+            "evaluation.batch_size",
+        ),
         methods=TABLE1_TRAINED,
     shell:
-        "sonic evaluate generate --config {params.config:q} --method {params.methods:q} "
+        "sonic evaluate generate --settings {params.settings:q} --method {params.methods:q} "
         "--weights {input.weights:q} --manifest {input.manifest:q} --clap {input.clap:q} "
         "--clap-index {input.clap_index:q} --out {output.images:q} --threads {threads} > {log:q} 2>&1"
 
@@ -137,6 +159,8 @@ rule score:
         per_image=results("scores", "{method}", "{dataset}_images.csv"),
     log:
         results("logs", "scores", "{method}_{dataset}.log"),
+    wildcard_constraints:
+        method=one_of(ABLATION_METHODS),
     conda:
         "../envs/evaluate.yaml"
     threads: 1
@@ -144,15 +168,18 @@ rule score:
         mem_mb=8000,
         runtime=60,
     params:
-        config=CONFIG,
+        settings=settings(
+            "models.clip_ais",
+            "models.clip_eval",
+            "models.fid_features",
+            "generation.resolution",
+            "evaluation.seeds",
+        ),
     shell:
-        "sonic evaluate score --config {params.config:q} --method {wildcards.method:q} "
+        "sonic evaluate score --settings {params.settings:q} --method {wildcards.method:q} "
         "--dataset {wildcards.dataset:q} --manifest {input.manifest:q} --references {input.references:q} "
         "--references-index {input.index:q} --images {input.images:q} --out {output.scores:q} "
         "--per-image {output.per_image:q} --threads {threads} > {log:q} 2>&1"
-
-
-ruleorder: score_table1 > score
 
 
 rule score_table1:
@@ -178,10 +205,16 @@ rule score_table1:
         mem_mb=8000,
         runtime=60,
     params:
-        config=CONFIG,
+        settings=settings(
+            "models.clip_ais",
+            "models.clip_eval",
+            "models.fid_features",
+            "generation.resolution",
+            "evaluation.seeds",
+        ),
         methods=TABLE1_METHODS,
     shell:
-        "sonic evaluate score --config {params.config:q} --method {params.methods:q} "
+        "sonic evaluate score --settings {params.settings:q} --method {params.methods:q} "
         "--dataset {wildcards.dataset:q} --manifest {input.manifest:q} --references {input.references:q} "
         "--references-index {input.index:q} --images {input.images:q} --out {output.scores:q} "
         "--per-image {output.per_image:q} --threads {threads} > {log:q} 2>&1"

@@ -20,10 +20,9 @@ rule clap_features:
         mem_mb=8000,
         runtime=120,
     params:
-        config=CONFIG,
-        encoder=config["audio_encoder"],
+        settings=settings("models.clap", "audio_encoder"),
     shell:
-        "sonic features clap --config {params.config:q} --manifest {input.manifest:q} "
+        "sonic features clap --settings {params.settings:q} --manifest {input.manifest:q} "
         "--out {output.embeddings:q} --index {output.index:q} --threads {threads} > {log:q} 2>&1"
 
 
@@ -45,7 +44,7 @@ rule captions:
         mem_mb=16000,
         runtime=240,
     params:
-        config=CONFIG,
+        settings=settings("models.blip2"),
     shell:
-        "sonic features captions --config {params.config:q} --manifest {input.manifest:q} "
+        "sonic features captions --settings {params.settings:q} --manifest {input.manifest:q} "
         "--out {output.captions:q} --threads {threads} > {log:q} 2>&1"

@@ -13,11 +13,13 @@ rule params:
         mem_mb=4000,
         runtime=10,
     params:
-        config=CONFIG,
-        model=lambda w: [
-            config["models"].get("unet_config"),
-            config["projector"],
-            config["adapters"],
-        ],
+        settings=settings(
+            "profile",
+            "models.sd",
+            "models.unet_config",
+            "audio_encoder",
+            "projector",
+            "adapters",
+        ),
     shell:
-        "sonic params --config {params.config:q} --out {output.json:q} --threads {threads} > {log:q} 2>&1"
+        "sonic params --settings {params.settings:q} --out {output.json:q} --threads {threads} > {log:q} 2>&1"

@@ -9,7 +9,7 @@ if PRETRAIN:
         input:
             manifests=expand(rules.manifest.output.manifest, dataset=DATASETS),
         output:
-            model=directory(config["models"]["clip_eval"]),
+            model=directory(CFG.models.clip_eval),
         log:
             results("logs", "pretrain", "clip.log"),
         benchmark:
@@ -22,18 +22,16 @@ if PRETRAIN:
             mem_mb=8000,
             runtime=60,
         params:
-            config=CONFIG,
-            steps=config["pretrain"].get("steps", {}).get("clip"),
-            seed=config["seed"],
+            settings=settings("seed", "pretrain.steps"),
         shell:
-            "sonic pretrain clip --config {params.config:q} --manifests {input.manifests:q} "
+            "sonic pretrain clip --settings {params.settings:q} --manifests {input.manifests:q} "
             "--out {output.model:q} --threads {threads} > {log:q} 2>&1"
 
     rule train_clap:
         input:
             manifests=expand(rules.manifest.output.manifest, dataset=DATASETS),
         output:
-            model=directory(config["models"]["clap"]),
+            model=directory(CFG.models.clap),
         log:
             results("logs", "pretrain", "clap.log"),
         benchmark:
@@ -45,11 +43,9 @@ if PRETRAIN:
             mem_mb=8000,
             runtime=60,
         params:
-            config=CONFIG,
-            steps=config["pretrain"].get("steps", {}).get("clap"),
-            seed=config["seed"],
+            settings=settings("seed", "pretrain.steps"),
         shell:
-            "sonic pretrain clap --config {params.config:q} --manifests {input.manifests:q} "
+            "sonic pretrain clap --settings {params.settings:q} --manifests {input.manifests:q} "
             "--out {output.model:q} --threads {threads} > {log:q} 2>&1"
 
     rule train_wav2clip:
@@ -57,7 +53,7 @@ if PRETRAIN:
             manifests=expand(rules.manifest.output.manifest, dataset=DATASETS),
             clip=rules.train_clip.output.model,
         output:
-            model=config["models"]["wav2clip"],
+            model=CFG.models.wav2clip,
         log:
             results("logs", "pretrain", "wav2clip.log"),
         benchmark:
@@ -69,18 +65,16 @@ if PRETRAIN:
             mem_mb=8000,
             runtime=60,
         params:
-            config=CONFIG,
-            steps=config["pretrain"].get("steps", {}).get("wav2clip"),
-            seed=config["seed"],
+            settings=settings("seed", "pretrain.steps", "models.clip_ais"),
         shell:
-            "sonic pretrain wav2clip --config {params.config:q} --manifests {input.manifests:q} "
+            "sonic pretrain wav2clip --settings {params.settings:q} --manifests {input.manifests:q} "
             "--out {output.model:q} --threads {threads} > {log:q} 2>&1"
 
     rule train_blip2:
         input:
             manifests=expand(rules.manifest.output.manifest, dataset=DATASETS),
         output:
-            model=directory(config["models"]["blip2"]),
+            model=directory(CFG.models.blip2),
         log:
             results("logs", "pretrain", "blip2.log"),
         benchmark:
@@ -92,20 +86,18 @@ if PRETRAIN:
             mem_mb=8000,
             runtime=60,
         params:
-            config=CONFIG,
-            steps=config["pretrain"].get("steps", {}).get("blip2"),
-            seed=config["seed"],
+            settings=settings("seed", "pretrain.steps"),
         shell:
-            "sonic pretrain blip2 --config {params.config:q} --manifests {input.manifests:q} "
+            "sonic pretrain blip2 --settings {params.settings:q} --manifests {input.manifests:q} "
             "--out {output.model:q} --threads {threads} > {log:q} 2>&1"
 
     rule train_sd:
         input:
             manifests=expand(rules.manifest.output.manifest, dataset=DATASETS),
             clip=rules.train_clip.output.model,
-            architecture=config["models"]["unet_config"],
+            architecture=CFG.models.unet_config,
         output:
-            model=directory(config["models"]["sd"]),
+            model=directory(CFG.models.sd),
         log:
             results("logs", "pretrain", "sd.log"),
         benchmark:
@@ -118,9 +110,13 @@ if PRETRAIN:
             mem_mb=8000,
             runtime=60,
         params:
-            config=CONFIG,
-            steps=config["pretrain"].get("steps", {}).get("sd"),
-            seed=config["seed"],
+            settings=settings(
+                "seed",
+                "pretrain.steps",
+                "pretrain.evaluate",
+                "models.clip_ais",
+                "models.unet_config",
+            ),
         shell:
-            "sonic pretrain sd --config {params.config:q} --manifests {input.manifests:q} "
+            "sonic pretrain sd --settings {params.settings:q} --manifests {input.manifests:q} "
             "--out {output.model:q} --threads {threads} > {log:q} 2>&1"

@@ -26,16 +26,24 @@ rule train_stage1:
     priority: 4  # longest chain first: stage 1 -> stage 2 -> generation -> scores
     conda:
         "../envs/train.yaml"
-    threads: TRAINING.get("threads", 2)
+    threads: TRAINING.threads
     resources:
         **TRAIN_RESOURCES,
     params:
-        config=CONFIG,
-        settings=lambda w: variants.stage1_identity(config, w.run),
+        settings=settings(
+            "seed",
+            "models.sd",
+            "audio_encoder",
+            "projector",
+            "adapters",
+            "training.stage1",
+            "training.variants.{run}",
+            *LOOP,
+        ),
         budget=budget,
         out=lambda w: results("train", w.dataset, "stage1", w.run),
     shell:
-        "sonic train stage1 --config {params.config:q} --variant {wildcards.run:q} "
+        "sonic train stage1 --settings {params.settings:q} --variant {wildcards.run:q} "
         "--manifest {input.manifest:q} --clap {input.clap:q} --clap-index {input.clap_index:q} "
         "--captions {input.captions:q} --out {params.out:q} --budget {params.budget} "
         "--threads {threads} > {log:q} 2>&1"
@@ -63,19 +71,30 @@ rule train_stage2:
     priority: 4  # the longest training job of its dataset, then generation and scores
     conda:
         "../envs/train.yaml"
-    threads: TRAINING.get("threads", 2)
+    threads: TRAINING.threads
     resources:
         **TRAIN_RESOURCES,
     params:
-        config=CONFIG,
-        settings=lambda w: variants.resolve(config, w.variant),
+        settings=settings(
+            "seed",
+            "models.sd",
+            "models.clip_eval",
+            "audio_encoder",
+            "projector",
+            "adapters",
+            "generation",
+            "training.stage2",
+            "training.quality_check",
+            "training.variants.{variant}",
+            *LOOP,
+        ),
         projector=lambda w, input: (
             ["--projector", input.projector] if input.projector else []
         ),
         budget=budget,
         out=lambda w: results("train", w.dataset, w.variant),
     shell:
-        "sonic train stage2 --config {params.config:q} --variant {wildcards.variant:q} "
+        "sonic train stage2 --settings {params.settings:q} --variant {wildcards.variant:q} "
         "--manifest {input.manifest:q} --clap {input.clap:q} --clap-index {input.clap_index:q} "
         "{params.projector:q} --out {params.out:q} --budget {params.budget} "
         "--threads {threads} > {log:q} 2>&1"

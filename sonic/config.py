@@ -1,26 +1,62 @@
-"""Typed configuration: one YAML file (``config.yaml`` for the demo, ``workflow/configs/paper.yaml`` for the
-paper), validated against ``workflow/schemas/config.schema.yaml`` and turned into frozen dataclasses.
+"""The configuration contract: one YAML file (``config.yaml`` for the demo, ``workflow/configs/paper.yaml`` for the
+paper) is validated against ``workflow/schemas/config.schema.yaml`` and turned into frozen dataclasses, one per
+section. The dataclasses below are the one place that holds defaults; the schema checks types and ranges only.
 
-Library code takes these objects (or plain arguments); it never names a model, a device or a path itself.
+Two ways in, one result:
+
+* ``sonic <command> --config FILE`` (by hand): :func:`load` reads the whole file;
+* ``sonic <command> --settings JSON`` (what the workflow runs): each rule passes, as a JSON ``params`` value, only
+  the settings its command reads (:meth:`Config.select`), resolved here by the same :func:`from_dict` the
+  workflow uses at parse time. A setting the rule did not declare is :class:`NotGiven`: reading it is an error
+  naming the key, so an undeclared dependency cannot hide.
+
+Library code takes these objects (or plain arguments); it never names a model, a device or a path itself. Plain
+Python (no torch): ``rules/common.smk`` imports it to lay out the DAG.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from sonic.variants import variant_names
+from sonic import variants
 
 
 class ConfigError(ValueError):
     """A configuration that cannot be used; the message names the file and the key."""
 
 
+class NotGiven:
+    """A setting left out of a command's ``--settings`` (the rule did not declare it); any use is an error."""
+
+    def __init__(self, key: str, source: str | None):
+        object.__setattr__(self, "_key", key)
+        object.__setattr__(self, "_source", source)
+
+    def _fail(self, *_args, **_kwargs):
+        raise ConfigError(f"{self._source}: this command reads {self._key}, which its settings do not contain "
+                          f"(declare it in the rule's settings)")
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        self._fail()
+
+    def __repr__(self) -> str:
+        return f"<not given: {self._key}>"
+
+    __bool__ = __iter__ = __len__ = __float__ = __int__ = __index__ = __str__ = __fspath__ = _fail
+    __getitem__ = __contains__ = __eq__ = __hash__ = __lt__ = __add__ = __mul__ = _fail
+
+
+# ---- sections -------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ModelPaths:
     sd: str
@@ -47,6 +83,14 @@ class AudioEncoderConfig:
 
 
 @dataclass(frozen=True)
+class ProjectorSettings:
+    num_tokens: int = 77
+    num_blocks: int = 4
+    num_heads: int = 8
+    attn_dim: int = 512
+
+
+@dataclass(frozen=True)
 class AdapterConfig:
     placement: str | tuple[str, ...] = "mid_and_decoder"
 
@@ -60,28 +104,25 @@ class GenerationConfig:
 
 
 @dataclass(frozen=True)
-class ProjectorSettings:
-    num_tokens: int = 77
-    num_blocks: int = 4
-    num_heads: int = 8
-    attn_dim: int = 512
+class SynthConfig:
+    size: str | None = None  # smoke | demo; None = real data
+    bad_inputs: bool = False
 
 
 @dataclass(frozen=True)
 class DataConfig:
     datasets: dict[str, dict]
     raw: str = "results/raw"
-    synth_size: str | None = None
-    synth_bad_inputs: bool = False
+    synth: SynthConfig = SynthConfig()
     segment_seconds: float = 10.0
     min_clip_seconds: float = 1.0
     min_hits: int = 2
     silence_dbfs: float = -60.0
     frame_size: int | None = None
     val_fraction: float = 0.1
+    split: str = "video"  # video | native | file | clip (sonic.data.manifest.SPLIT_MODES)
     eval_audios_per_class: int = 5
     shards: int = 2
-    split: str = "video"  # video | native | file | clip (sonic.data.manifest.SPLIT_MODES)
 
     def dataset(self, name: str) -> dict:
         if name not in self.datasets:
@@ -94,18 +135,195 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
+class PretrainConfig:
+    enabled: bool = False
+    evaluate: bool = True
+    steps: dict[str, int | None] = field(default_factory=dict)  # per miniature model; unnamed = its own default
+
+
+LOOP_KEYS = ("checkpoint_every", "checkpoints_total_limit", "mixed_precision", "max_grad_norm")
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """``training``: the loop settings shared by every trained method, the stage settings (overrides of
+    :class:`~sonic.training.stage1.Stage1Settings` / ``Stage2Settings``, whose defaults they are) and the
+    variants (:mod:`sonic.variants`)."""
+
+    run_variants: tuple[str, ...] = ("full",)
+    threads: int = 2
+    mixed_precision: str = "no"
+    checkpoint_every: int = 100
+    checkpoints_total_limit: int | None = 2
+    max_grad_norm: float | None = 1.0
+    budget: dict[str, float] | None = None
+    quality_check: dict | None = None
+    resources: dict = field(default_factory=dict)
+    stage1: dict = field(default_factory=dict)
+    stage2: dict = field(default_factory=dict)
+    variants: dict = field(default_factory=lambda: {"full": {}})
+
+    def loop(self) -> dict:
+        """The keyword arguments of :class:`~sonic.training.loop.LoopSettings` set here."""
+        return {k: getattr(self, k) for k in LOOP_KEYS}
+
+    def budget_of(self, dataset: str) -> float:
+        """The dataset's factor on every training run's steps (1 where unnamed)."""
+        return float((self.budget or {}).get(dataset, 1.0))
+
+
+@dataclass(frozen=True)
+class CompetitorsConfig:
+    """Overrides of :class:`~sonic.competitors.audiotoken.AudioTokenSettings` / ``GlueGenSettings``."""
+
+    audiotoken: dict = field(default_factory=dict)
+    gluegen: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    seeds: int = 2
+    steps: int | None = None  # None = generation.steps
+    guidance_scale: float | None = None  # None = generation.guidance_scale
+    batch_size: int | None = None  # None = generation.batch_size
+    ablation_datasets: tuple[str, ...] | None = None  # None = every dataset
+    paper_tables: str | None = None
+    external: dict | None = None  # {root, methods}
+
+
+@dataclass(frozen=True)
+class EditingConfig:
+    sources: str | None = None  # folder of source images; None = held-out frames
+    num_sources: int = 2
+    steps: int | None = None  # None = generation.steps
+    guidance_scale: float | None = None  # None = generation.guidance_scale
+    f_t: float = 0.8
+    attn_t: float = 0.5
+    resnets: tuple | None = None  # None = (4,): up_blocks[1].resnets[1]
+    source_branch: str = "base"  # base | null_audio
+    datasets: tuple[str, ...] | None = None  # None = every dataset
+
+
+SECTIONS: dict[str, type] = {
+    "models": ModelPaths, "audio_encoder": AudioEncoderConfig, "projector": ProjectorSettings,
+    "adapters": AdapterConfig, "generation": GenerationConfig, "data": DataConfig, "pretrain": PretrainConfig,
+    "training": TrainingConfig, "competitors": CompetitorsConfig, "evaluation": EvaluationConfig,
+    "editing": EditingConfig,
+}
+SCALARS = {"profile": None, "seed": None, "threads": 2, "results": "results"}  # top-level keys and defaults
+REQUIRED = ("profile", "seed", "models", "audio_encoder", "data")  # as the schema's `required`
+
+
+@dataclass(frozen=True)
 class Config:
     profile: str
     seed: int
     models: ModelPaths
     audio_encoder: AudioEncoderConfig
-    projector: ProjectorSettings
-    adapters: AdapterConfig
-    generation: GenerationConfig
     data: DataConfig
+    projector: ProjectorSettings = ProjectorSettings()
+    adapters: AdapterConfig = AdapterConfig()
+    generation: GenerationConfig = GenerationConfig()
+    pretrain: PretrainConfig = PretrainConfig()
+    training: TrainingConfig = TrainingConfig()
+    competitors: CompetitorsConfig = CompetitorsConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+    editing: EditingConfig = EditingConfig()
+    threads: int = 2  # jobs outside training that can use several (synthesis, CLAP features, SD pretraining)
     results: str = "results"
-    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
-    source: str | None = None
+    source: str | None = field(default=None, compare=False)
+
+    def to_dict(self) -> dict:
+        """The resolved configuration as plain data (JSON-ready): every key, defaults filled in (a partial
+        configuration: every key it was given)."""
+        out = _plain(self)
+        out.pop("source")
+        return out
+
+    def select(self, *keys: str) -> dict:
+        """The settings under the dotted ``keys`` (``"generation"``, ``"data.shards"``,
+        ``"data.datasets.ravdess"``), nested as in the file: what a rule passes its command as ``--settings``."""
+        data, out = self.to_dict(), {}
+        for key in keys:
+            parts, src, dst = key.split("."), data, out
+            for part in parts[:-1]:
+                if part not in src:
+                    raise ConfigError(f"{self.source}: no setting {key!r}")
+                src, dst = src[part], dst.setdefault(part, {})
+            if parts[-1] not in src:
+                raise ConfigError(f"{self.source}: no setting {key!r}")
+            dst[parts[-1]] = copy.deepcopy(src[parts[-1]])
+        return out
+
+    def eval_settings(self) -> EvaluationConfig:
+        """``evaluation`` with its ``None`` (= the generation setting) filled from ``generation``."""
+        ev, gen = self.evaluation, self.generation
+        return dataclasses.replace(ev, steps=ev.steps or gen.steps,
+                                   guidance_scale=gen.guidance_scale if ev.guidance_scale is None else ev.guidance_scale,
+                                   batch_size=ev.batch_size or gen.batch_size)
+
+    def edit_settings(self) -> EditingConfig:
+        """``editing`` with its ``None`` steps and guidance (= the generation setting) filled from ``generation``."""
+        ed, gen = self.editing, self.generation
+        return dataclasses.replace(ed, steps=ed.steps or gen.steps,
+                                   guidance_scale=gen.guidance_scale if ed.guidance_scale is None else ed.guidance_scale)
+
+    def variant(self, name: str) -> dict:
+        """The sections variant ``name`` trains with (:func:`sonic.variants.resolve`)."""
+        try:
+            return variants.resolve(self.select("training", "projector", "adapters"), name)
+        except KeyError as err:
+            raise ConfigError(f"{self.source}: {err.args[0]}") from err
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value):
+        items = ((f.name, getattr(value, f.name)) for f in fields(value))
+        return {k: _plain(v) for k, v in items if not isinstance(v, NotGiven)}
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+# ---- building -------------------------------------------------------------------------------------------------
+def _build(cls: type, values: dict, path: str, source: str, partial: bool):
+    if not isinstance(values, dict):
+        raise ConfigError(f"{source}: {path} must be a mapping, got {values!r}")
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ConfigError(f"{source}: {path}: unknown keys {unknown} (known: {sorted(known)})")
+    kwargs = {}
+    for name, f in known.items():
+        if name not in values:
+            if partial:
+                kwargs[name] = NotGiven(f"{path}.{name}", source)
+            continue
+        value = values[name]
+        if name == "synth" and cls is DataConfig:
+            value = _build(SynthConfig, value or {}, f"{path}.synth", source, partial=False)
+        elif isinstance(value, list):
+            value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
+        kwargs[name] = value
+    try:
+        return cls(**kwargs)
+    except TypeError as err:
+        raise ConfigError(f"{source}: {path}: {err}") from err
+
+
+def typed(cls: type, values: dict, where: str):
+    """``cls(**values)`` for a settings dataclass of a stage (e.g. ``Stage1Settings``), the unknown keys and the
+    values it rejects reported as a :class:`ConfigError` naming ``where``."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {unknown} (known: {sorted(known)})")
+    try:
+        return cls(**values)
+    except ValueError as err:
+        raise ConfigError(f"{where}: {err}") from err
 
 
 def schema() -> dict:
@@ -113,11 +331,17 @@ def schema() -> dict:
     return yaml.safe_load(text)
 
 
-def validate(data: dict, source: str = "<config>") -> None:
+def validate(data: dict, source: str = "<config>", partial: bool = False) -> None:
+    """Check ``data`` against the schema (``partial``: only the sections present, as in ``--settings``)."""
     import jsonschema
 
-    validator = jsonschema.Draft202012Validator(schema())
+    full = schema()
+    if partial:
+        full = dict(full, required=[])
+    validator = jsonschema.Draft202012Validator(full)
     errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+    if partial:  # a section given in part: its required keys may be left out on purpose
+        errors = [e for e in errors if e.validator != "required"]
     if errors:
         lines = [f"  {'.'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in errors]
         raise ConfigError(f"{source}: invalid configuration\n" + "\n".join(lines))
@@ -126,52 +350,66 @@ def validate(data: dict, source: str = "<config>") -> None:
 def check_names(data: dict, source: str = "<config>") -> None:
     """The names a schema cannot check: every dataset named in ``evaluation.ablation_datasets``,
     ``editing.datasets`` and ``training.budget`` is a key of ``data.datasets``, every variant named in
-    ``training.run_variants`` one of ``training.variants``. Plain Python: ``rules/common.smk`` calls it right after
-    its schema validation, before any rule is laid out, so a misspelt name is an error, never a silent skip."""
+    ``training.run_variants`` one of ``training.variants``; a misspelt name is an error, never a silent skip."""
     datasets = sorted((data.get("data") or {}).get("datasets") or {})
-    variants = variant_names(data)
+    names = variants.variant_names(data)
     training, evaluation = data.get("training") or {}, data.get("evaluation") or {}
     named = [
         ("evaluation.ablation_datasets", evaluation.get("ablation_datasets"), "a dataset", datasets),
         ("editing.datasets", (data.get("editing") or {}).get("datasets"), "a dataset", datasets),
         ("training.budget", list(training.get("budget") or {}), "a dataset", datasets),
-        ("training.run_variants", training.get("run_variants"), "a variant (training.variants)", variants),
+        ("training.run_variants", training.get("run_variants"), "a variant (training.variants)", names),
     ]
     lines = [f"  {key}: {name!r} is not {what}; configured: {', '.join(known)}"
-             for key, names, what, known in named for name in names or [] if name not in known]
+             for key, given, what, known in named for name in given or [] if name not in known]
     if lines:
         raise ConfigError(f"{source}: invalid configuration\n" + "\n".join(lines))
 
 
-def from_dict(data: dict, source: str = "<config>") -> Config:
-    validate(data, source)
-    check_names(data, source)
-    placement = data.get("adapters", {}).get("placement", "mid_and_decoder")
-    return Config(
-        profile=data["profile"],
-        seed=int(data["seed"]),
-        results=data.get("results", "results"),
-        models=ModelPaths(**data["models"]),
-        audio_encoder=AudioEncoderConfig(**data["audio_encoder"]),
-        projector=ProjectorSettings(**data.get("projector", {})),
-        adapters=AdapterConfig(placement=placement if isinstance(placement, str) else tuple(placement)),
-        generation=GenerationConfig(**data.get("generation", {})),
-        data=_data_config(data["data"], source),
-        raw=data,
-        source=source,
-    )
+def from_dict(data: dict, source: str = "<config>", partial: bool = False) -> Config:
+    """A :class:`Config` from the file's mapping (``partial``: the ``--settings`` of one command, where what is
+    left out is :class:`NotGiven` rather than a default)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level")
+    validate(data, source, partial)
+    unknown = sorted(set(data) - set(SECTIONS) - set(SCALARS))
+    if unknown:
+        raise ConfigError(f"{source}: unknown top-level keys {unknown}")
+    if not partial:
+        check_names(data, source)
+    kwargs: dict[str, Any] = {"source": source}
+    for key, default in SCALARS.items():
+        if key in data:
+            kwargs[key] = data[key]
+        elif partial or default is None:
+            kwargs[key] = NotGiven(key, source)
+    for key, cls in SECTIONS.items():
+        if key in data:
+            kwargs[key] = _build(cls, data[key] or {}, key, source, partial)
+        elif partial or key in REQUIRED:
+            kwargs[key] = NotGiven(key, source)
+    cfg = Config(**kwargs)
+    if not partial:
+        _check(cfg)
+    return cfg
 
 
-def _data_config(d: dict, source: str) -> DataConfig:
-    d = dict(d)
-    synth = d.pop("synth", None) or {}
-    data = DataConfig(synth_size=synth.get("size"), synth_bad_inputs=bool(synth.get("bad_inputs", False)), **d)
-    if data.split == "file":
-        missing = [name for name in sorted(data.datasets) if not data.split_files(name)]
+def _check(cfg: Config) -> None:
+    """Cross-section checks of a whole configuration."""
+    if cfg.data.split == "file":
+        missing = [name for name in sorted(cfg.data.datasets) if not cfg.data.split_files(name)]
         if missing:
-            raise ConfigError(f"{source}: data.split is 'file' but data.datasets.{missing[0]} has no split_files "
+            raise ConfigError(f"{cfg.source}: data.split is 'file' but data.datasets.{missing[0]} has no split_files "
                               f"({{train: <list>, val: <list>}}); datasets without lists: {missing}")
-    return data
+
+
+def from_settings(text: str, source: str = "--settings") -> Config:
+    """The :class:`Config` of a command's ``--settings`` JSON (see :meth:`Config.select`)."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{source}: not valid JSON ({err})") from err
+    return from_dict(data, source, partial=True)
 
 
 def load(path: str | Path) -> Config:
@@ -182,9 +420,23 @@ def load(path: str | Path) -> Config:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML ({err})") from err
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
     return from_dict(data, str(path))
+
+
+def add_arguments(parser, threads: bool = True) -> None:
+    """A command's ``--config FILE`` (by hand) or ``--settings JSON`` (the workflow's rules), and ``--threads``."""
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--config", help="workflow config YAML (config.yaml, workflow/configs/paper.yaml)")
+    group.add_argument("--settings", help="the settings this command reads, as JSON (what the workflow passes)")
+    if threads:
+        parser.add_argument("--threads", type=int, help="torch CPU threads (Snakemake passes {threads})")
+
+
+def from_args(args) -> Config:
+    """The :class:`Config` of a command's ``--config`` or ``--settings``."""
+    if getattr(args, "settings", None) is not None:
+        return from_settings(args.settings, source=f"sonic {args.command} --settings")
+    return load(args.config)
 
 
 def unet_architecture(cfg: Config) -> dict:

@@ -75,7 +75,7 @@ def test_every_evaluation_step_takes_the_rules_threads():
         "score": ["--method", "m", "--dataset", "d", "--manifest", "m", "--references", "r", "--references-index",
                   "i", "--images", "f", "--out", "o"],
         "edit": ["--method", "PnP", "--weights", "w", "--manifest", "m", "--clap", "c", "--clap-index", "i",
-                 "--cache", "k", "--out", "o"],
+                 "--inversions", "k", "--out", "o"],
         "figures": ["--weights", "w", "--manifest", "m", "--fig10", "f", "--norms-csv", "c", "--norms-png", "p"],
     }
     for step, args in argv.items():

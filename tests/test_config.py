@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from sonic import config
-from sonic.registry import check_location
+from sonic.models.registry import check_location
 
 ROOT = Path(__file__).resolve().parents[1]
 

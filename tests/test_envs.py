@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 ENVS = ROOT / "envs"
 RULE_FILES = sorted((ROOT / "rules").glob("*.smk"))
 RUN_DIRECTIVES = ("shell", "run", "script", "notebook", "wrapper")
-# `sonic pretrain <model>` imports sonic.pretrain.<model> by name (cli.cmd_pretrain).
-DYNAMIC_MODULES = {"pretrain": "sonic.pretrain.{}"}
+# `sonic pretrain <model>` imports sonic.demo.pretrain.<model> by name (sonic.demo.commands.run_pretrain).
+DYNAMIC_MODULES = {"pretrain": "sonic.demo.pretrain.{}"}
 
 
 def _norm(name: str) -> str:
@@ -116,15 +116,28 @@ def _tree(module: str) -> ast.Module:
     return ast.parse(sonic_modules()[module].read_text())
 
 
+def _function_nodes(module: str, function: str) -> list[ast.AST]:
+    """The function's definition and those of the module's functions it calls, transitively."""
+    defs = {n.name: n for n in _tree(module).body if isinstance(n, ast.FunctionDef)}
+    todo, seen = [function], []
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.append(name)
+        todo.extend(n.func.id for n in ast.walk(defs[name]) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+                    and n.func.id in defs)
+    return [defs[name] for name in seen]
+
+
 def imports_of(module: str, function: str | None = None) -> set[str]:
-    """Absolute names of what `module` (or one function of it) imports, at any depth (lazy imports too)."""
+    """Absolute names of what `module` (or one function of it, with the module's functions it calls) imports, at
+    any depth (lazy imports too)."""
     mods = sonic_modules()
-    node = _tree(module)
-    if function:
-        node = next(n for n in ast.walk(node) if isinstance(n, ast.FunctionDef) and n.name == function)
+    nodes = _function_nodes(module, function) if function else [_tree(module)]
     package = module if mods[module].name == "__init__.py" else module.rpartition(".")[0]
     out = set()
-    for n in ast.walk(node):
+    for n in (n for node in nodes for n in ast.walk(node)):
         if isinstance(n, ast.Import):
             out.update(a.name for a in n.names)
         elif isinstance(n, ast.ImportFrom):
@@ -175,13 +188,32 @@ def dependency_closure(dist: str, seen: set[str] | None = None) -> set[str]:
     return seen
 
 
+@cache
+def command_functions() -> dict[str, tuple[str, str]]:
+    """`sonic` command -> (module, function) that runs it, as the stages register them."""
+    from sonic.cli import build_parser
+
+    out = {}
+    for name, p in build_parser()._subparsers._group_actions[0].choices.items():
+        steps = p._subparsers._group_actions[0].choices if p._subparsers else {}
+        for key, parser in [(name, p)] + [(f"{name} {step}", q) for step, q in steps.items()]:
+            func = parser.get_default("func") or p.get_default("func")
+            if func:
+                out[key] = (func.__module__, func.__name__)
+    return out
+
+
 def required_packages(shell: str) -> set[str]:
     """pyproject-pinned distributions a rule's `sonic ...` command needs."""
     m = re.search(r"\bsonic (\w[\w-]*)(?: (\w+))?", shell)
     assert m, f"no `sonic <command>` in {shell!r}"
     command, argument = m.group(1), m.group(2)
-    function = f"cmd_{command.replace('-', '_')}"
-    start = imports_of("sonic.cli", function)
+    functions = command_functions()
+    if f"{command} {argument}" in functions or command in functions:
+        start = imports_of(*functions.get(f"{command} {argument}", functions.get(command)))
+    else:  # a stage named by a params value (`sonic train {params.method}`): every stage of the command
+        start = set().union(*(imports_of(*f) for key, f in functions.items() if key.startswith(f"{command} ")))
+    start.add("sonic.cli")
     if command in DYNAMIC_MODULES and argument:
         start.add(DYNAMIC_MODULES[command].format(argument))
     modules, names = third_party_imports(start)

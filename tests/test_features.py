@@ -6,7 +6,7 @@ import soundfile as sf
 import torch
 
 from sonic.audio import load_audio
-from sonic.features import compute_clap_cache, load_clap_cache
+from sonic.data.features import compute_clap_cache, load_clap_cache
 from sonic.models.audio_encoder import ClapAudioEncoder
 from tests.tiny import write_clap_folder
 

@@ -15,7 +15,9 @@ DATASETS = ("greatest_hits", "landscape", "ravdess")
 
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    env = os.environ | {"PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    # the venv's bin/ is not on PATH: the rules find `sonic` beside Snakemake's Python (rules/common.smk)
+    env = os.environ | {"PATH": os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep)
+                                                if Path(p) != BIN)}
     cmd = [str(BIN / "snakemake"), *args, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--cores", "2",
            "--configfile", str(ROOT / "config.yaml"), str(ROOT / "workflow/configs/smoke.yaml")]
     return subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -126,8 +128,7 @@ def paper_dry_run(tmp_path: Path, *targets: str) -> str:
         (tmp_path / "models" / file).touch()
     cmd = [str(BIN / "snakemake"), *targets, "-n", "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path),
            "--configfile", str(ROOT / "workflow/configs/paper.yaml")]
-    env = os.environ | {"PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    out = subprocess.run(cmd, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
     return out.stdout + out.stderr
 

@@ -154,7 +154,7 @@ def square_pairs(root: Path, per_label: int = 3, split: str = "train", seed: int
     import numpy as np
     from PIL import Image
 
-    from sonic.pretrain.data import Pair
+    from sonic.demo.pretrain.data import Pair
 
     rng = np.random.default_rng(seed)
     root.mkdir(parents=True, exist_ok=True)

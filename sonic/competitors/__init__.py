@@ -19,11 +19,10 @@ from pathlib import Path
 from sonic.competitors.audiotoken import AudioTokenGenerator, AudioTokenSettings, train_audiotoken
 from sonic.competitors.common import TextConditionedGenerator
 from sonic.competitors.gluegen import GlueGenGenerator, GlueGenSettings, train_gluegen
-from sonic.config import Config, ConfigError
+from sonic.config import Config, ConfigError, typed
 
 METHODS = ("audiotoken", "gluegen")
 SETTINGS = {"audiotoken": AudioTokenSettings, "gluegen": GlueGenSettings}
-LOOP_KEYS = ("checkpoint_every", "checkpoints_total_limit", "mixed_precision", "max_grad_norm")
 
 __all__ = ["METHODS", "AudioTokenGenerator", "GlueGenGenerator", "TextConditionedGenerator", "load_generator",
            "settings", "train"]
@@ -37,29 +36,25 @@ def _method(method: str) -> str:
 
 def settings(cfg: Config, method: str):
     """The typed settings of ``method`` from ``competitors.<method>``."""
-    from sonic.training.run import _settings
-
-    values = (cfg.raw.get("competitors") or {}).get(_method(method)) or {}
-    return _settings(SETTINGS[method], values, f"competitors.{method}")
+    values = getattr(cfg.competitors, _method(method))
+    return typed(SETTINGS[method], values, f"competitors.{method}")
 
 
 def _loop_settings(cfg: Config, steps: int, progress: bool):
     from sonic.training.loop import LoopSettings
 
-    training = cfg.raw.get("training") or {}
-    return LoopSettings(steps=steps, seed=cfg.seed, progress=progress,
-                        **{k: training[k] for k in LOOP_KEYS if k in training})
+    return LoopSettings(steps=steps, seed=cfg.seed, progress=progress, **cfg.training.loop())
 
 
-def train(cfg: Config, method: str, manifest: str, clap: str, clap_index: str, captions: str | None, out: str,
-          progress: bool = True, budget: float = 1.0) -> dict:
+def train(cfg: Config, method: str, manifest: str, clap: str, clap_index: str, out: str, progress: bool = True,
+          budget: float = 1.0) -> dict:
     """Train ``method`` on the train clips of one dataset into ``out`` (``out/weights`` is what
     :func:`load_generator` reads); returns the summary also written to ``out/summary.json``.
 
-    ``captions`` is accepted for a uniform rule interface and unused: AudioToken trains on frames with the
-    placeholder prompt, GlueGen on label prompts. ``budget`` is the dataset's factor on the configured steps, the
-    same as SonicDiffusion's (``training.budget``)."""
-    from sonic import registry
+    AudioToken trains on frames with the placeholder prompt, GlueGen on label prompts (neither reads the BLIP-2
+    captions). ``budget`` is the dataset's factor on the configured steps, the same as SonicDiffusion's
+    (``training.budget``)."""
+    from sonic.models import registry
     from sonic.training.data import load_clip_set
     from sonic.training.loop import fingerprint
     from sonic.training.run import scaled_steps
@@ -86,7 +81,7 @@ def train(cfg: Config, method: str, manifest: str, clap: str, clap_index: str, c
 def load_generator(cfg: Config, method: str, weights_dir: str | Path, device: str = "cpu"
                    ) -> TextConditionedGenerator:
     """The frozen SD of ``models.sd`` with the trained ``method`` from ``weights_dir`` (``<out>/weights``)."""
-    from sonic import registry
+    from sonic.models import registry
 
     cls = {"audiotoken": AudioTokenGenerator, "gluegen": GlueGenGenerator}[_method(method)]
     return cls.from_weights(registry.load_stable_diffusion(cfg, device=device), weights_dir)

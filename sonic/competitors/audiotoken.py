@@ -235,7 +235,7 @@ class AudioTokenModel(nn.Module):
 # ---- training -----------------------------------------------------------------------------------------------------
 def train_audiotoken(sd, clips: ClipSet, settings: AudioTokenSettings, loop_settings: loop.LoopSettings,
                      out_dir: str | Path, resolution: int, run_id: str = "", **metadata) -> dict:
-    """Train the embedder against the frozen ``sd`` (a :class:`sonic.registry.StableDiffusion`); writes
+    """Train the embedder against the frozen ``sd`` (a :class:`sonic.models.registry.StableDiffusion`); writes
     ``<out_dir>/weights``, ``losses.csv``, ``loss.png``, ``summary.json``."""
     from accelerate import Accelerator
     from diffusers import DDPMScheduler
@@ -329,13 +329,13 @@ def load_audiotoken(path: str | Path) -> tuple[AudioTokenEmbedder, dict]:
 
 
 # ---- generation ---------------------------------------------------------------------------------------------------
+@dataclass(eq=False)
 class AudioTokenGenerator(TextConditionedGenerator):
     """``prompt=None`` uses the training template ("a photo of *"); a given prompt must contain the placeholder."""
 
-    def __init__(self, unet, vae, text_encoder, tokenizer, scheduler, embedder: AudioTokenEmbedder,
-                 template: str = "a photo of {}", placeholder: str = "*"):
-        super().__init__(unet, vae, text_encoder, tokenizer, scheduler)
-        self.embedder, self.template, self.placeholder = embedder, template, placeholder
+    embedder: AudioTokenEmbedder
+    template: str = "a photo of {}"
+    placeholder: str = "*"
 
     @torch.no_grad()
     def conditions(self, audio_embeds: torch.Tensor, prompt: str | None) -> torch.Tensor:
@@ -352,5 +352,4 @@ class AudioTokenGenerator(TextConditionedGenerator):
             load_lora(sd.unet, Path(path) / LORA_FILE, config["lora_rank"])
         param = next(sd.unet.parameters())
         embedder.to(param.device, param.dtype)
-        return cls(sd.unet, sd.vae, sd.text_encoder, sd.tokenizer, sd.scheduler, embedder, config["template"],
-                   config["placeholder"])
+        return cls.from_sd(sd, embedder=embedder, template=config["template"], placeholder=config["placeholder"])

@@ -481,13 +481,12 @@ def load_gluegen(path: str | Path) -> tuple[GlueGenModel, dict]:
 
 
 # ---- generation ---------------------------------------------------------------------------------------------------
+@dataclass(eq=False)
 class GlueGenGenerator(TextConditionedGenerator):
     """SD conditioned on the translated tokens alone; a text prompt is not supported (the tokens *are* the
     text condition)."""
 
-    def __init__(self, unet, vae, text_encoder, tokenizer, scheduler, translator: Translator):
-        super().__init__(unet, vae, text_encoder, tokenizer, scheduler)
-        self.translator = translator
+    translator: Translator
 
     @torch.no_grad()
     def conditions(self, audio_embeds: torch.Tensor, prompt: str | None) -> torch.Tensor:
@@ -500,5 +499,4 @@ class GlueGenGenerator(TextConditionedGenerator):
     def from_weights(cls, sd, path: str | Path) -> GlueGenGenerator:
         model, _ = load_gluegen(path)
         param = next(sd.unet.parameters())
-        translator = model.translator.to(param.device, param.dtype)
-        return cls(sd.unet, sd.vae, sd.text_encoder, sd.tokenizer, sd.scheduler, translator)
+        return cls.from_sd(sd, translator=model.translator.to(param.device, param.dtype))

@@ -1,4 +1,4 @@
-"""DDIM inversion of a source image for Plug-and-Play editing (paper §3.5; supp. §3.2; paper §3.5).
+"""DDIM inversion of a source image for Plug-and-Play editing (paper §3.5; supp. §3.2).
 
 The source image is encoded by the VAE and run *up* the DDIM schedule with the empty prompt through the base
 UNet, adapters off (the UNet is called without ``audio_tokens``, which leaves every gated layer exactly at its
@@ -198,15 +198,18 @@ class InversionCache:
     """Inversions on disk, ``<folder>/<key>.safetensors``; key = hash(image pixels, steps, model identity).
 
     ``identity`` is an optional extra string (e.g. the model's location); the model's configs and weights enter
-    the key anyway (:func:`model_identity`). ``hits``/``misses`` count lookups.
+    the key anyway (:func:`model_identity`). ``hits``/``misses`` count lookups. ``read_only``: the folder is another
+    job's output (the workflow's ``invert_sources``); what it lacks is computed and kept in memory, never written.
     """
 
-    def __init__(self, folder: str | os.PathLike, identity: str = ""):
+    def __init__(self, folder: str | os.PathLike, identity: str = "", read_only: bool = False):
         self.folder = Path(folder)
         self.identity = identity
+        self.read_only = read_only
         self.hits = 0
         self.misses = 0
         self._identities: dict[int, str] = {}
+        self._memory: dict[str, Inversion] = {}
 
     def key(self, pipe, image: torch.Tensor, num_inference_steps: int) -> str:
         """``image``: the prepared (1, 3, H, W) source."""
@@ -222,14 +225,19 @@ class InversionCache:
         return self.folder / f"{key}.safetensors"
 
     def load(self, key: str) -> Inversion | None:
+        if key in self._memory:
+            return self._memory[key]
         path = self.path(key)
         if not path.is_file():
             return None
         tensors = load_file(str(path))
         return Inversion(tensors["latents"], tensors["image"])
 
-    def save(self, key: str, inversion: Inversion) -> Path:
-        """Written through a temporary name, so a half-written file is never read."""
+    def save(self, key: str, inversion: Inversion) -> Path | None:
+        """Written through a temporary name, so a half-written file is never read (read-only: kept in memory)."""
+        if self.read_only:
+            self._memory[key] = inversion
+            return None
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.path(key)
         tmp = path.with_suffix(f".tmp{os.getpid()}")

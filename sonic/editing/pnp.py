@@ -14,8 +14,13 @@ done by removable forward hooks owned by :class:`PnPController`, which knows the
 
 The source branch runs the base UNet (``source_branch="base"``, the default, paper §3.5: the gated audio terms are
 zeroed for the source item) or, as the authors' ``pnp.py`` does, the adapted UNet with the null audio
-(``"null_audio"``). With ``audio_embeds=None`` the adapters stay off and the edit is text-driven Plug-and-Play (the
-"PnP with the class label as prompt" baseline).
+(``"null_audio"``). The denoising loop is the shared sampler's (:meth:`FrozenSDSampler.denoise`); the source
+branch joins its UNet calls through the per-step hook :meth:`PnPController.source_branch`.
+
+What the K targets are conditioned on is an :class:`EditConditions`: :class:`AudioConditions` (SonicDiffusion, audio
+through the adapters, optionally with a prompt) or :class:`TextConditions` (text-encoder states on a UNet without
+audio: text-only Plug-and-Play, the "PnP with the class label as prompt" baseline, and the AudioToken and GlueGen
+editing baselines, whose audio condition lives in the text-encoder space).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 import torch
 from torch import nn
@@ -30,7 +36,12 @@ from torch.utils.hooks import RemovableHandle
 
 from sonic.editing.inversion import Inversion, InversionCache, invert
 from sonic.models.adapters import cross_attention_layers
-from sonic.models.pipeline import guided_noise
+from sonic.models.pipeline import adapter_beta
+from sonic.models.sampling import Branch, Conditioning, FrozenSDSampler, StepCallback, StepHook
+
+if TYPE_CHECKING:
+    from sonic.models.adapters import AudioAdapters
+    from sonic.models.pipeline import SonicPipeline
 
 DECODER_QK_LAYERS = tuple(f"up{i}" for i in range(4, 12))
 SOURCE_BRANCHES = ("base", "null_audio")
@@ -124,6 +135,19 @@ class PnPController:
         self.source_in_batch = self.needs_source if source_in_batch is None else source_in_batch
         return self.source_in_batch
 
+    def source_branch(self, trajectory: torch.Tensor, conditioning: Conditioning) -> StepHook:
+        """The sampler's per-step hook: enter the step and, while an injection needs it, run the source item
+        (``conditioning``, one item) ahead of the targets, at the noise level of the step. ``trajectory``
+        (T + 1, C, h, w) is ordered like :attr:`Inversion.latents`."""
+
+        def before_step(i: int) -> Branch | None:
+            if not self.set_step(i):
+                return None
+            # trajectory[T - i] is the inverted latent at the noise level of timesteps[i]
+            return Branch(trajectory[self.num_steps - i][None], conditioning)
+
+        return before_step
+
     # ---- hooks -------------------------------------------------------------------------------------------------
     def _replace(self, active: Callable[[], bool]):
         def hook(module: nn.Module, args, output: torch.Tensor):
@@ -155,73 +179,99 @@ class PnPController:
             self.source_in_batch = False
 
 
-def _as_embeds(audio_embeds) -> torch.Tensor | None:
-    if audio_embeds is None:
-        return None
-    embeds = torch.as_tensor(audio_embeds)
-    return embeds[None] if embeds.ndim == 1 else embeds
+# ---- what the targets are conditioned on ------------------------------------------------------------------------
+class EditConditions(Protocol):
+    """The K targets of an edit. ``adapters``: the gated audio layers the targets use (``None``: a UNet without
+    audio), which the base source branch switches off and ``beta`` scales."""
+
+    adapters: AudioAdapters | None
+
+    def __len__(self) -> int: ...
+
+    def unconditional(self, n: int) -> Conditioning:
+        """The null condition of ``n`` items (the source branch and the unconditional halves)."""
+        ...
+
+    def conditional(self, start: int, stop: int) -> Conditioning:
+        """The condition of targets ``start`` .. ``stop - 1``."""
+        ...
 
 
+class AudioConditions:
+    """K CLAP embeddings (K, d) through a SonicPipeline's adapters, with an optional prompt (paper §3.5)."""
+
+    def __init__(self, pipe: SonicPipeline, audio_embeds: torch.Tensor, prompt: str | None = None):
+        embeds = torch.as_tensor(audio_embeds)
+        self.embeds = embeds[None] if embeds.ndim == 1 else embeds
+        self.pipe, self.adapters = pipe, pipe.adapters
+        self.text, self.null_text = pipe.encode_text([prompt or ""]), pipe.encode_text([""])  # (1, 77, C)
+
+    def __len__(self) -> int:
+        return len(self.embeds)
+
+    def unconditional(self, n: int) -> Conditioning:
+        return self.pipe.unconditional(n, self.null_text)
+
+    def conditional(self, start: int, stop: int) -> Conditioning:
+        return self.pipe.conditional(self.embeds[start:stop], self.text)
+
+
+class TextConditions:
+    """K text-encoder-space conditions ``states`` (K, 77, C) on ``model``'s UNet without audio, guided against the
+    empty prompt: text-only Plug-and-Play and the AudioToken and GlueGen editing baselines."""
+
+    adapters = None
+
+    def __init__(self, model: FrozenSDSampler, states: torch.Tensor):
+        self.states = states.to(model.device, model.dtype)
+        self.null_text = model.encode_text([""])  # (1, 77, C)
+
+    def __len__(self) -> int:
+        return len(self.states)
+
+    def unconditional(self, n: int) -> Conditioning:
+        return Conditioning(self.null_text.expand(n, -1, -1))
+
+    def conditional(self, start: int, stop: int) -> Conditioning:
+        return Conditioning(self.states[start:stop])
+
+
+# ---- editing ----------------------------------------------------------------------------------------------------
 @torch.no_grad()
 def edit_latents(
-    pipe,
+    model: FrozenSDSampler,
     inversion: Inversion,
-    audio_embeds: torch.Tensor | None = None,
-    prompt: str | None = None,
+    conditions: EditConditions,
     guidance_scale: float = 8.0,
     config: PnPConfig = PnPConfig(),
     beta: float | Mapping[str, float] = 1.0,
     batch_size: int = 8,
-    callback: Callable[[int, torch.Tensor], None] | None = None,
-    text_states: torch.Tensor | None = None,
+    callback: StepCallback | None = None,
 ) -> torch.Tensor:
-    """Final latents (K, C, h, w) of K edits of one inverted source (K audio embeddings, or one text-only edit).
+    """Final latents (K, C, h, w) of the K edits of ``conditions`` of one inverted source.
 
-    Uses as many DDIM steps as the inversion has. ``callback(step, latents)`` runs after each step.
-    ``text_states`` (K, 77, C): K text-encoder-space conditions used instead of the prompt (the AudioToken and
-    GlueGen editing baselines: their audio condition lives in the text-encoder space).
+    Uses as many DDIM steps as the inversion has. ``beta`` sets the strength of ``conditions.adapters``.
+    ``callback(step, latents)`` runs after each step.
     """
-    embeds = _as_embeds(audio_embeds)
-    if text_states is not None and embeds is not None:
-        raise ValueError("give audio_embeds or text_states, not both")
-    k = len(text_states) if text_states is not None else (1 if embeds is None else len(embeds))
     steps = inversion.num_steps
-    scheduler = pipe.scheduler
-    scheduler.set_timesteps(steps, device=pipe.device)
-    text, null_text = pipe.encode_text([prompt or ""]), pipe.encode_text([""])  # (1, 77, C)
-    source = inversion.latents.to(pipe.device, pipe.dtype)  # (T + 1, C, h, w)
-    controller = PnPController(pipe.unet, config, steps, pipe.adapters if embeds is not None else None)
+    source = inversion.latents.to(model.device, model.dtype)  # (T + 1, C, h, w)
+    controller = PnPController(model.unet, config, steps, conditions.adapters)
+    strength = contextlib.nullcontext() if conditions.adapters is None else adapter_beta(conditions.adapters, beta)
     outputs = []
-    with pipe.beta(beta), controller.hooks():
-        for start in range(0, k, batch_size):
-            b = min(batch_size, k - start)
-            audio = null_audio = None
-            if embeds is not None:
-                audio = pipe.audio_tokens(embeds[start : start + b])  # (b, N, C)
-                null_audio = pipe.projector.null_tokens(b + 1)  # source + b unconditional
+    with strength, controller.hooks():
+        for start in range(0, len(conditions), batch_size):
+            b = min(batch_size, len(conditions) - start)
+            null = conditions.unconditional(b + 1)  # the source branch, then b unconditional halves
             z = source[steps][None].expand(b, -1, -1, -1).clone()  # (b, C, h, w), x_T
-            for i, t in enumerate(scheduler.timesteps):
-                s = int(controller.set_step(i))  # 1 while an injection needs the source branch, else 0
-                # source[steps - i] is the inverted latent at the noise level of timesteps[i]
-                latents = torch.cat([source[steps - i][None]] * s + [z, z])  # (s + 2b, C, h, w)
-                cond_text = (text.expand(b, -1, -1) if text_states is None
-                             else text_states[start : start + b].to(pipe.device, pipe.dtype))
-                ctx = torch.cat([null_text.expand(s + b, -1, -1), cond_text])
-                kwargs = None
-                if audio is not None:
-                    kwargs = {"audio_tokens": torch.cat([null_audio[1 - s :], audio])}  # (s + 2b, N, C)
-                out = pipe.unet(latents, t, ctx, cross_attention_kwargs=kwargs).sample[s:]  # targets only
-                uncond, cond = out.chunk(2)
-                z = scheduler.step(guided_noise(uncond, cond, guidance_scale), t, z).prev_sample
-                if callback is not None:
-                    callback(i, z)
-            outputs.append(z)
+            outputs.append(model.denoise(z, null[1:], conditions.conditional(start, start + b), steps,
+                                         guidance_scale, before_step=controller.source_branch(source, null[:1]),
+                                         after_step=callback))
     return torch.cat(outputs)
 
 
 @torch.no_grad()
 def edit(
-    pipe,
+    model: FrozenSDSampler,
     source_image,
     audio_embeds: torch.Tensor | None = None,
     prompt: str | None = None,
@@ -236,20 +286,26 @@ def edit(
     height: int | None = None,
     width: int | None = None,
     batch_size: int = 8,
-    callback: Callable[[int, torch.Tensor], None] | None = None,
-    text_states: torch.Tensor | None = None,
+    callback: StepCallback | None = None,
+    conditions: EditConditions | None = None,
 ) -> torch.Tensor:
-    """Edit one source image with K audio embeddings (K, d) -> images (K, 3, H, W) in [0, 1] (paper §3.5).
+    """Edit one source image K times -> images (K, 3, H, W) in [0, 1] (paper §3.5).
 
-    One inversion serves all K edits (and, through ``cache``, later calls). ``audio_embeds=None`` with a
-    ``prompt`` is text-only Plug-and-Play. ``config`` overrides ``f_t``/``attn_t`` and sets the injection sites.
+    The targets are ``conditions``, or else K audio embeddings (K, d) with an optional ``prompt`` through the
+    SonicPipeline ``model`` (:class:`AudioConditions`), or else the ``prompt`` alone (text-only Plug-and-Play,
+    :class:`TextConditions`). One inversion serves all K edits (and, through ``cache``, later calls). ``config``
+    overrides ``f_t``/``attn_t`` and sets the injection sites.
     """
+    if conditions is None:
+        conditions = (TextConditions(model, model.encode_text([prompt or ""])) if audio_embeds is None
+                      else AudioConditions(model, audio_embeds, prompt))
+    elif audio_embeds is not None or prompt is not None:
+        raise ValueError("give conditions, or audio_embeds and prompt, not both")
     if config is None:
         config = PnPConfig(f_t=f_t, attn_t=attn_t)
     if inversion is None:
-        inversion = invert(pipe, source_image, num_inference_steps, cache, height, width)
+        inversion = invert(model, source_image, num_inference_steps, cache, height, width)
     elif inversion.num_steps != num_inference_steps:
         raise ValueError(f"the inversion has {inversion.num_steps} steps, not {num_inference_steps}")
-    latents = edit_latents(pipe, inversion, audio_embeds, prompt, guidance_scale, config, beta, batch_size, callback,
-                           text_states)
-    return pipe.decode(latents)
+    latents = edit_latents(model, inversion, conditions, guidance_scale, config, beta, batch_size, callback)
+    return model.decode(latents)

@@ -7,46 +7,18 @@ import logging
 from pathlib import Path
 
 from sonic.config import Config, ConfigError
+from sonic.methods import SONIC, variant_of
 
 log = logging.getLogger(__name__)
 
-SONIC = "SonicDiffusion"  # the method name of our model in the tables (the full variant)
-
-
-def sonic_method(variant: str) -> str:
-    """Method id of a training variant: ``SonicDiffusion`` for full, ``SonicDiffusion-<variant>`` otherwise."""
-    return SONIC if variant == "full" else f"{SONIC}-{variant}"
-
-
-def variant_of(method: str) -> str | None:
-    if method == SONIC:
-        return "full"
-    if method.startswith(SONIC + "-"):
-        return method[len(SONIC) + 1 :]
-    return None
-
-
-def settings(cfg: Config) -> dict:
-    """``evaluation`` with defaults: seeds per evaluation clip, DDIM steps (default generation.steps), batch."""
-    ev = dict(cfg.raw.get("evaluation") or {})
-    ev.setdefault("seeds", 2)
-    ev["steps"] = ev.get("steps") or cfg.generation.steps
-    ev.setdefault("guidance_scale", cfg.generation.guidance_scale)
-    ev.setdefault("batch_size", cfg.generation.batch_size)
-    return ev
-
-
 def load_generator(cfg: Config, method: str, weights: str | Path):
     """A generator with the :class:`~sonic.models.pipeline.SonicPipeline` call interface for ``method``."""
-    from sonic import registry
+    from sonic.models import registry
 
     if variant_of(method) is not None:
-        from sonic.models.io import load_weights
         from sonic.models.pipeline import SonicPipeline
 
-        sd = registry.load_stable_diffusion(cfg)
-        projector, adapters = load_weights(weights, sd.unet)
-        return SonicPipeline(sd.unet, sd.vae, sd.text_encoder, sd.tokenizer, sd.scheduler, projector.eval(), adapters)
+        return SonicPipeline.from_weights(weights, registry.load_stable_diffusion(cfg))
     from sonic import competitors
 
     if method.lower() not in competitors.METHODS:
@@ -73,12 +45,11 @@ def generate(cfg: Config, methods: list[str], weights: list[str], manifest: str,
     from sonic.evaluation.runs import eval_jobs, generate_run
 
     _paired("evaluate generate", method=methods, weights=weights, out=outs)
-    ev = settings(cfg)
-    jobs = eval_jobs(manifest, ev["seeds"])
+    ev = cfg.eval_settings()
+    jobs = eval_jobs(manifest, ev.seeds)
     for method, w, out in zip(methods, weights, outs):
         generator = load_generator(cfg, method, w)  # each its own SD: SonicDiffusion installs layers in its UNet
-        generate_run(generator, jobs, clap, clap_index, out, method, ev["steps"], ev["guidance_scale"],
-                     ev["batch_size"])
+        generate_run(generator, jobs, clap, clap_index, out, method, ev.steps, ev.guidance_scale, ev.batch_size)
         del generator
 
 
@@ -100,7 +71,7 @@ def score(cfg: Config, methods: list[str], dataset: str, manifest: str, refs: st
     results = []
     for k, (method, folder, out) in enumerate(zip(methods, images, outs)):
         result = score_run(cfg, manifest, references, folder, method, dataset, out, per_image[k] if per_image else None,
-                           seeds or settings(cfg)["seeds"], models)
+                           seeds or cfg.evaluation.seeds, models)
         variant = variant_of(method)
         if variant is not None:  # the ablation tables key rows by variant
             result["variant"] = variant
@@ -113,13 +84,20 @@ def score(cfg: Config, methods: list[str], dataset: str, manifest: str, refs: st
     return results
 
 
-def edit(cfg: Config, method: str, weights: str, manifest: str, clap: str, clap_index: str, out: str,
-         cache: str) -> None:
-    from sonic.editing.runs import edit_run, source_images
+def edit(cfg: Config, method: str, weights: str | None, manifest: str, clap: str, clap_index: str, out: str,
+         inversions: str) -> None:
+    """One method's editing run of one dataset, from the inversions of :func:`invert` (read-only)."""
+    from sonic.evaluation.edits import edit_run, source_images
 
-    ed = cfg.raw.get("editing") or {}
-    sources = source_images(manifest, ed.get("sources"), ed.get("num_sources", 2))
-    edit_run(cfg, method, weights, manifest, clap, clap_index, sources, out, cache)
+    sources = source_images(manifest, cfg.editing.sources, cfg.editing.num_sources)
+    edit_run(cfg, method, weights, manifest, clap, clap_index, sources, out, inversions, read_only_cache=True)
+
+
+def invert(cfg: Config, manifest: str, out: str) -> None:
+    """The frozen SD's inversions of a dataset's editing sources (``editing.sources`` or held-out frames)."""
+    from sonic.evaluation.edits import invert_sources, source_images
+
+    invert_sources(cfg, source_images(manifest, cfg.editing.sources, cfg.editing.num_sources), out)
 
 
 def table(kind: str, scores: list[str], out_csv: str, out_md: str, paper: str | None, title: str = "") -> None:
@@ -133,11 +111,11 @@ def figures(cfg: Config, weights: str, manifest: str, fig10: str, norms_csv: str
     a gain sweep) and the supplement's Fig. 3 (gated cross-attention output norms per layer across steps)."""
     import numpy as np
 
-    from sonic import registry
+    from sonic.models import registry
     from sonic.audio import load_audio
     from sonic.data.tables import read_csv
-    from sonic.editing.controls import figure10, gate_norms, save_gate_norms
-    from sonic.editing.runs import source_images
+    from sonic.evaluation.controls import figure10, gate_norms, save_gate_norms
+    from sonic.evaluation.edits import source_images
     from sonic.images import load_images
     from sonic.evaluation.runs import eval_jobs
 
@@ -148,12 +126,111 @@ def figures(cfg: Config, weights: str, manifest: str, fig10: str, norms_csv: str
         raise ValueError(f"{manifest}: the sound-control figure needs evaluation clips of two classes")
     audio = dict(zip(read_csv(manifest)["clip_id"].astype(str), read_csv(manifest)["audio"].astype(str)))
     waves = [load_audio(audio[c], pipe.audio_encoder.sample_rate) for c in jobs["clip_id"][:2]]
-    ed = cfg.raw.get("editing") or {}
-    steps = ed.get("steps") or cfg.generation.steps
-    source = load_images([str(source_images(manifest, ed.get("sources"), 1)[0])], cfg.generation.resolution)[0]
-    figure10(pipe, source, waves[0], waves[1], fig10, num_inference_steps=steps,
-             guidance_scale=ed.get("guidance_scale") or cfg.generation.guidance_scale,
+    ed = cfg.edit_settings()
+    source = load_images([str(source_images(manifest, ed.sources, 1)[0])], cfg.generation.resolution)[0]
+    figure10(pipe, source, waves[0], waves[1], fig10, num_inference_steps=ed.steps, guidance_scale=ed.guidance_scale,
              batch_size=cfg.generation.batch_size)
     embeds = pipe.embed_audio([np.asarray(w) for w in waves])
-    rows = gate_norms(pipe, embeds, num_inference_steps=steps, guidance_scale=cfg.generation.guidance_scale)
+    rows = gate_norms(pipe, embeds, num_inference_steps=ed.steps, guidance_scale=cfg.generation.guidance_scale)
     save_gate_norms(rows, norms_csv, norms_png)
+
+
+# ---- the ``sonic evaluate`` command -----------------------------------------------------------------------------
+def run_evaluate(args) -> int:
+    """One step of the evaluation protocol: references, generation run, scoring, editing, figures, tables."""
+    import json
+
+    from sonic import config
+
+    if args.step == "table":
+        table(args.kind, args.scores, args.out, args.markdown, args.paper, args.title or "")
+        return 0
+    if args.step == "grid":
+        from sonic.evaluation.figures import comparison_grid
+
+        comparison_grid(args.manifest, dict(r.split("=", 1) for r in args.runs), args.out, edits=args.edits)
+        return 0
+    cfg = config.from_args(args)
+    if args.step == "references":
+        references(cfg, args.manifest, args.out, args.index)
+    elif args.step == "generate":
+        generate(cfg, args.method, args.weights, args.manifest, args.clap, args.clap_index, args.out)
+    elif args.step == "figures":
+        figures(cfg, args.weights, args.manifest, args.fig10, args.norms_csv, args.norms_png)
+    elif args.step == "edit":
+        edit(cfg, args.method, args.weights, args.manifest, args.clap, args.clap_index, args.out, args.inversions)
+    elif args.step == "invert":
+        invert(cfg, args.manifest, args.out)
+    else:
+        results = score(cfg, args.method, args.dataset, args.manifest, args.references, args.references_index,
+                        args.images, args.out, args.per_image, args.seeds)
+        for result in results:
+            print(json.dumps({k: v for k, v in result.items() if k != "missing_images"}, indent=2))
+    return 0
+
+
+def _dataset_args(parser) -> None:
+    """A dataset's manifest and its CLAP cache."""
+    parser.add_argument("--manifest", required=True)
+    parser.add_argument("--clap", required=True, help="the dataset's CLAP cache (safetensors)")
+    parser.add_argument("--clap-index", required=True, help="the CLAP cache's index CSV")
+
+
+def register(sub) -> None:
+    from sonic import config
+
+    p = sub.add_parser("evaluate", help="evaluation: references, generation runs, scores, editing runs, figures, "
+                                        "tables (README, \"Evaluation\")")
+    steps = p.add_subparsers(dest="step", required=True, metavar="<step>")
+    q = steps.add_parser("references", help="cache Wav2CLIP / CLIP / FID embeddings of a dataset's val clips")
+    q.add_argument("--manifest", required=True)
+    q.add_argument("--out", required=True, help="safetensors (audio, frames, fid)")
+    q.add_argument("--index", required=True, help="CSV row -> clip_id, label")
+    q = steps.add_parser("generate", help="generate the evaluation subset (eval clips x evaluation.seeds) of one "
+                         "or more methods (one --weights and one --out per --method, in order)")
+    q.add_argument("--method", required=True, nargs="+", help="SonicDiffusion[-<variant>], AudioToken or GlueGen")
+    q.add_argument("--weights", required=True, nargs="+", help="each method's trained weights folder")
+    _dataset_args(q)
+    q.add_argument("--out", required=True, nargs="+", help="folders: <clip_id>_<seed>.png + manifest.csv")
+    q = steps.add_parser("score", help="AIS, AIC, IIS, FID of folders of generated images, one per method "
+                         "(one --images, --out and --per-image per --method, in order)")
+    q.add_argument("--method", required=True, nargs="+")
+    q.add_argument("--dataset", required=True)
+    q.add_argument("--manifest", required=True)
+    q.add_argument("--references", required=True)
+    q.add_argument("--references-index", required=True)
+    q.add_argument("--images", required=True, nargs="+", help="folders with <clip_id>_<seed>.png")
+    q.add_argument("--out", required=True, nargs="+", help="JSON of the scores")
+    q.add_argument("--per-image", nargs="+", help="CSV of per-image scores and predicted labels")
+    q.add_argument("--seeds", type=int, help="images per clip (default evaluation.seeds; editing: sources)")
+    q = steps.add_parser("edit", help="Table 2: edit the source images with every evaluation audio (PnP)")
+    q.add_argument("--method", required=True, help="SonicDiffusion, PnP, AudioToken or GlueGen")
+    q.add_argument("--weights", help="the method's weights (PnP: none)")
+    _dataset_args(q)
+    q.add_argument("--inversions", required=True, help="the sources' inversions (`evaluate invert`), read only")
+    q.add_argument("--out", required=True, help="folder: <clip_id>_<source>.png, manifest.csv, structure.json")
+    q = steps.add_parser("invert", help="DDIM inversions of a dataset's editing sources with the frozen SD")
+    q.add_argument("--manifest", required=True)
+    q.add_argument("--out", required=True, help="folder of inversions (<key>.safetensors)")
+    q = steps.add_parser("figures", help="sound controls (paper Fig. 10) and gate output norms (supp. Fig. 3)")
+    q.add_argument("--weights", required=True, help="SonicDiffusion weights")
+    q.add_argument("--manifest", required=True)
+    q.add_argument("--fig10", required=True, help="PNG grid: interpolation and gain sweep")
+    q.add_argument("--norms-csv", required=True)
+    q.add_argument("--norms-png", required=True)
+    for q in steps.choices.values():
+        config.add_arguments(q)
+    q = steps.add_parser("table", help="a paper table (CSV + Markdown) from score JSONs")
+    q.add_argument("kind", choices=["table1", "table2", "table3", "table4", "tableS1"])
+    q.add_argument("--scores", nargs="+", required=True)
+    q.add_argument("--out", required=True, help="CSV")
+    q.add_argument("--markdown", required=True, help="Markdown")
+    q.add_argument("--paper", help="folder of the paper's tables: show its numbers beside ours")
+    q.add_argument("--title")
+    q = steps.add_parser("grid", help="report figure: generated images per method beside the ground-truth frames")
+    q.add_argument("--manifest", required=True)
+    q.add_argument("--runs", nargs="+", required=True, help="METHOD=FOLDER of generated images")
+    q.add_argument("--edits", action="store_true",
+                   help="the runs are editing runs: show the source image (of source 0) instead of the frame")
+    q.add_argument("--out", required=True, help="PNG")
+    p.set_defaults(func=run_evaluate)

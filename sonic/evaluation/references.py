@@ -65,8 +65,8 @@ def compute_references(cfg, manifest: str | Path, out: str | Path, index_out: st
                        progress: bool = True) -> References:
     """Embed the validation clips of ``manifest`` with the evaluation models and write the cache; frames and
     audio are read ``batch_size`` at a time."""
-    from sonic import registry
-    from sonic.evaluation.clip_scores import image_features
+    from sonic.models import registry
+    from sonic.metrics.clip_scores import image_features
     from sonic.metrics.models import wav2clip_features
 
     table = read_csv(manifest)

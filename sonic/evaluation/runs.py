@@ -17,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from sonic.data.tables import read_csv, write_csv
-from sonic.features import load_clap_cache
+from sonic.data.features import load_clap_cache
 
 log = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ class ScoringModels:
 
     @classmethod
     def load(cls, cfg) -> ScoringModels:
-        from sonic import registry
+        from sonic.models import registry
 
         clip_ais = registry.load_clip(cfg, "clip_ais")
         clip_eval = clip_ais if cfg.models.clip_eval == cfg.models.clip_ais else registry.load_clip(cfg, "clip_eval")
@@ -50,7 +50,7 @@ def score_images(cfg, refs: References, run: pd.DataFrame, label_names: list[str
     audios; IIS: ``clip_eval`` image embedding vs the ground-truth frame and the other validation frames; AIC:
     ``clip_eval`` zero-shot over the raw label strings; FID: against the validation frames. ``models`` defaults to
     the config's (:meth:`ScoringModels.load`)."""
-    from sonic.evaluation.clip_scores import image_features, text_features
+    from sonic.metrics.clip_scores import image_features, text_features
     from sonic.metrics.fid import fid_from_features
     from sonic.metrics.scores import ais_per_image, iis_per_image
 
@@ -78,7 +78,7 @@ def score_run(cfg, manifest: str | Path, refs: References, folder: str | Path, m
               out_json: str | Path, out_csv: str | Path | None = None, seeds: int | None = None,
               models: ScoringModels | None = None) -> dict:
     """Score ``folder`` (our own run or an external system's, same layout) and write the JSON result."""
-    seeds = seeds or cfg.raw.get("evaluation", {}).get("seeds", 1)
+    seeds = seeds or cfg.evaluation.seeds
     jobs = eval_jobs(manifest, seeds)
     run, missing = collect_folder(folder, jobs, method)
     if run.empty:

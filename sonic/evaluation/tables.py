@@ -29,12 +29,6 @@ TABLES = {
     "tableS1": ("variant", "tableS1_injection.csv", {"full": "mid_and_decoder"}),
 }
 
-# The variants each ablation table compares (the training issue's names; "full" is the paper's default model).
-ABLATION_VARIANTS = {
-    "table3": ["full", "no_contrastive", "no_mse"],
-    "table4": ["full", "no_stage1", "projector_frozen_stage2", "single_token"],
-    "tableS1": ["full", "decoder_6_11", "all_layers"],
-}
 
 
 def collect(score_files: list[str | Path], kind: str) -> pd.DataFrame:

@@ -33,7 +33,7 @@ class ClipImageFeatures(nn.Module):
     embeddings, on the images' device (README, Evaluation: the demo's FID uses its own CLIP image tower).
 
     Images go through the CLIP's own image processor (8-bit PIL round, resize, crop, normalise) as in
-    :func:`sonic.evaluation.clip_scores.image_features`. The projected embedding is returned unnormalised
+    :func:`sonic.metrics.clip_scores.image_features`. The projected embedding is returned unnormalised
     unless ``normalize`` is set."""
 
     def __init__(self, clip, normalize: bool = False):
@@ -45,14 +45,14 @@ class ClipImageFeatures(nn.Module):
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        from sonic.evaluation.clip_scores import _pooled
+        from sonic.metrics.clip_scores import pooled
         from sonic.images import to_pil
 
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"ClipImageFeatures expects (N, 3, H, W) images, got {tuple(images.shape)}")
         device = next(self.model.parameters()).device
         pixels = self.image_processor(images=to_pil(images), return_tensors="pt")["pixel_values"].to(device)
-        features = _pooled(self.model.get_image_features(pixel_values=pixels)).float()  # (N, projection_dim)
+        features = pooled(self.model.get_image_features(pixel_values=pixels)).float()  # (N, projection_dim)
         if self.normalize:
             features = nn.functional.normalize(features, dim=-1)
         return features.to(images.device)

@@ -1,6 +1,6 @@
 """AIS, IIS and AIC from images, waveforms and the evaluation models (README, Evaluation): embed, then score.
 
-The CLIPs are :class:`sonic.registry.Clip` (``load_clip(cfg, "clip_ais")`` is ViT-B/32 for AIS,
+The CLIPs are :class:`sonic.models.registry.Clip` (``load_clip(cfg, "clip_ais")`` is ViT-B/32 for AIS,
 ``load_clip(cfg, "clip_eval")`` is ViT-L/14 for IIS and AIC); the audio tower is
 :class:`sonic.models.wav2clip.Wav2Clip` (``load_wav2clip(cfg)``).
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from sonic.evaluation.clip_scores import image_features, zero_shot
+from sonic.metrics.clip_scores import image_features, zero_shot
 from sonic.metrics.scores import aic_from_predictions, ais_from_embeddings, iis_from_embeddings
 
 

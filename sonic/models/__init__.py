@@ -4,7 +4,7 @@ The names below are resolved on first use, so ``import sonic.models.audio_encode
 does not pay for importing diffusers.
 """
 
-import importlib
+from sonic.lazy import lazy_attributes
 
 _LAZY = {
     "PRESETS": "sonic.models.adapters",
@@ -19,7 +19,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str):
-    if name not in _LAZY:
-        raise AttributeError(f"module 'sonic.models' has no attribute {name!r}")
-    return getattr(importlib.import_module(_LAZY[name]), name)
+__getattr__ = lazy_attributes(__name__, _LAZY)

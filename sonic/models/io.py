@@ -39,10 +39,10 @@ def save_weights(path: str | Path, projector: AudioProjector, adapters: AudioAda
         "adapters": {"layers": adapters.names},
         "metadata": metadata,
     }
-    return _write(path, tensors, config)
+    return write_folder(path, tensors, config)
 
 
-def _write(path: Path, tensors: dict[str, torch.Tensor], config: dict) -> Path:
+def write_folder(path: Path, tensors: dict[str, torch.Tensor], config: dict) -> Path:
     """Weights first (through a temporary name), config last: a folder with a config is complete."""
     tmp = path / (WEIGHTS_NAME + ".tmp")
     save_file(tensors, str(tmp), metadata={"format": config["format"]})
@@ -107,7 +107,7 @@ def save_projector(path: str | Path, projector: AudioProjector, **metadata) -> P
     tensors = {k: v.detach().contiguous().cpu() for k, v in projector.state_dict().items()}
     config = {"format": PROJECTOR_FORMAT, "version": VERSION, "projector": projector.config.to_dict(),
               "metadata": metadata}
-    return _write(path, tensors, config)
+    return write_folder(path, tensors, config)
 
 
 def load_projector(path: str | Path) -> AudioProjector:

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from sonic.data.tables import read_csv
-from sonic.features import load_clap_cache
+from sonic.data.features import load_clap_cache
 from sonic.images import resize_shorter_side
 
 

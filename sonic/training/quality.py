@@ -9,10 +9,9 @@ from collections import Counter
 from pathlib import Path
 
 
-from sonic import registry
+from sonic.models import registry
 from sonic.config import Config
-from sonic.evaluation.clip_scores import zero_shot
-from sonic.models.io import load_weights
+from sonic.metrics.clip_scores import zero_shot
 from sonic.models.pipeline import SonicPipeline
 from sonic.training.data import ClipSet
 
@@ -31,9 +30,7 @@ def pick_per_class(labels: list[str], per_class: int) -> list[int]:
 def audio_to_image_accuracy(cfg: Config, weights: str | Path, clips: ClipSet, labels: list[str],
                             per_class: int = 2, seeds: int = 2, steps: int = 25) -> dict:
     """Generate ``seeds`` images for ``per_class`` held-out clips of each class and classify them over ``labels``."""
-    sd = registry.load_stable_diffusion(cfg)
-    projector, adapters = load_weights(weights, sd.unet)
-    pipe = SonicPipeline(sd.unet, sd.vae, sd.text_encoder, sd.tokenizer, sd.scheduler, projector.eval(), adapters)
+    pipe = SonicPipeline.from_weights(weights, registry.load_stable_diffusion(cfg))
     chosen = pick_per_class(clips.labels, per_class)
     images = pipe(clips.clap[chosen], seeds=list(range(seeds)), num_inference_steps=steps,
                   guidance_scale=cfg.generation.guidance_scale, batch_size=cfg.generation.batch_size, progress=False)

@@ -7,11 +7,10 @@ the config (``training.*`` with the variant's overrides, see :mod:`sonic.variant
 from __future__ import annotations
 
 import logging
-from dataclasses import fields
 from pathlib import Path
 
-from sonic import registry, variants
-from sonic.config import Config, ConfigError, ProjectorSettings
+from sonic.models import registry
+from sonic.config import Config, ConfigError, ProjectorSettings, typed
 from sonic.data.tables import read_csv
 from sonic.models.io import load_projector
 from sonic.models.projector import AudioProjector, ProjectorConfig
@@ -23,33 +22,17 @@ from sonic.training.stage2 import Stage2Settings, train_stage2
 log = logging.getLogger(__name__)
 
 
-def _settings(cls, values: dict, where: str):
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ConfigError(f"{where}: unknown keys {unknown} (known: {sorted(known)})")
-    try:
-        return cls(**values)
-    except ValueError as err:
-        raise ConfigError(f"{where}: {err}") from err
-
 
 def plan(cfg: Config, variant: str) -> dict:
     """The typed settings a variant trains with: stage1 (None for no_stage1), stage2, projector, placement, loop."""
-    try:
-        r = variants.resolve(cfg.raw, variant)
-    except KeyError as err:
-        raise ConfigError(str(err.args[0])) from err
-    training = cfg.raw.get("training") or {}
-    loop_keys = {k: training[k] for k in ("checkpoint_every", "checkpoints_total_limit", "mixed_precision",
-                                          "max_grad_norm") if k in training}
+    r = cfg.variant(variant)
     projector = r["projector"]
     return {
-        "stage1": None if r["stage1"] is None else _settings(Stage1Settings, r["stage1"], f"{variant}: stage1"),
-        "stage2": _settings(Stage2Settings, r["stage2"], f"{variant}: stage2"),
-        "projector": _settings(ProjectorSettings, projector, f"{variant}: projector"),
+        "stage1": None if r["stage1"] is None else typed(Stage1Settings, r["stage1"], f"{variant}: stage1"),
+        "stage2": typed(Stage2Settings, r["stage2"], f"{variant}: stage2"),
+        "projector": typed(ProjectorSettings, projector, f"{variant}: projector"),
         "placement": r["adapters"].get("placement", "mid_and_decoder"),
-        "loop": loop_keys,
+        "loop": cfg.training.loop(),
     }
 
 
@@ -116,7 +99,7 @@ def stage2(cfg: Config, variant: str, manifest: str, clap: str, clap_index: str,
     summary = train_stage2(sd, clips, model, p["placement"], p["stage2"], loop_settings, out,
                            cfg.generation.resolution, run_id=run_id, variant=variant,
                            dataset=Path(manifest).parent.name)
-    check = (cfg.raw.get("training") or {}).get("quality_check")
+    check = cfg.training.quality_check
     if check:
         summary["quality"] = quality_check(cfg, manifest, clap, clap_index, Path(out), **check)
     return summary

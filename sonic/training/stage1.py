@@ -1,13 +1,12 @@
-"""Stage 1 — projector alignment (paper §3.3, supplement §1.3; paper §3.3).
+"""Stage 1 — projector alignment (paper §3.3, supplement §1.3).
 
 Only the audio projector trains. Each step draws anchors, same-class positives and other-class negatives
 (:class:`~sonic.training.sampler.ContrastiveSampler`), projects every distinct clip of the batch once and
 minimises ``sum_i w_i (alpha1 InfoNCE_i + alpha2 MSE_i)`` against the SD text-encoder tokens of the anchor's
 BLIP-2 caption. AdamW, lr 1e-4, weight decay 1e-2, constant learning rate (the paper names no schedule).
 
-Caption tokens: the text encoder runs once per distinct caption when the run starts (measured at demo size:
-a fraction of a second; at paper size ~22k captions on one GPU, well under a minute), so no caption cache file
-is written.
+Caption tokens: the text encoder runs once per distinct caption when the run starts; no caption cache file is
+written.
 """
 
 from __future__ import annotations

@@ -106,7 +106,7 @@ def prepare_unet(unet: nn.Module, placement, projector: AudioProjector, train_pr
 def train_stage2(sd, clips: ClipSet, projector: AudioProjector, placement, settings: Stage2Settings,
                  loop_settings: loop.LoopSettings, out_dir: str | Path, resolution: int, run_id: str = "",
                  **metadata) -> dict:
-    """Tune ``sd`` (a :class:`sonic.registry.StableDiffusion`) with audio; writes ``<out_dir>/weights`` (the strict
+    """Tune ``sd`` (a :class:`sonic.models.registry.StableDiffusion`) with audio; writes ``<out_dir>/weights`` (the strict
     SonicDiffusion format), ``losses.csv``, ``loss.png``, ``summary.json``."""
     from accelerate import Accelerator
     from diffusers import DDPMScheduler

@@ -5,12 +5,14 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from sonic import competitors, registry
+from sonic import competitors
+
+from sonic.models import registry
 from sonic.competitors.audiotoken import (LORA_FILE, AudioTokenEmbedder, AudioTokenGenerator, AudioTokenSettings,
                                           EmbedderConfig, add_lora, audiotoken_loss, encode_with_token,
                                           placeholder_ids, remove_lora, token_substitution, train_audiotoken)
 from sonic.config import ConfigError
-from sonic.models.pipeline import initial_latents
+from sonic.models.sampling import initial_latents
 from sonic.training.data import load_clip_set
 from sonic.training.loop import LoopSettings
 from tests.competitors import first_unet_input, make_world
@@ -26,7 +28,7 @@ def world(tmp_path_factory):
 def trained(world, tmp_path_factory):
     cfg, files = world
     out = tmp_path_factory.mktemp("at_run")
-    summary = competitors.train(cfg, "audiotoken", captions=None, out=str(out), progress=False, **files)
+    summary = competitors.train(cfg, "audiotoken", out=str(out), progress=False, **files)
     return out, summary
 
 
@@ -170,7 +172,7 @@ def test_training_is_deterministic(world, trained, tmp_path):
     cfg, files = world
     out, summary = trained
     assert summary["method"] == "audiotoken" and summary["clips"] == 8 and summary["steps"] == 2
-    competitors.train(cfg, "audiotoken", captions=None, out=str(tmp_path), progress=False, **files)
+    competitors.train(cfg, "audiotoken", out=str(tmp_path), progress=False, **files)
     a = load_file(str(out / "weights" / "model.safetensors"))
     b = load_file(str(tmp_path / "weights" / "model.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -232,7 +234,7 @@ def test_settings_come_from_the_config(world):
     assert competitors.settings(cfg, "audiotoken") == AudioTokenSettings(steps=2, batch_size=2, hidden_dim=16)
     defaults = AudioTokenSettings()
     assert (defaults.steps, defaults.batch_size, defaults.lr, defaults.l1_weight) == (200, 16, 1e-3, 0.01)
-    bad = cfg.raw | {"competitors": {"audiotoken": {"stepz": 3}}}
+    bad = cfg.to_dict() | {"competitors": {"audiotoken": {"stepz": 3}}}
     from sonic.config import from_dict
 
     with pytest.raises(ConfigError, match="stepz"):

@@ -9,15 +9,19 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from sonic import competitors, registry
+from sonic import competitors
+
+from sonic.models import registry
 from sonic.competitors.common import TextConditionedGenerator
 from sonic.competitors.gluegen import (SYNONYMS, TEMPLATES, GlueGenGenerator, GlueGenModel, GlueGenSettings,
                                        GlueGenTraining, LabelPrompts, TokenDiscriminator, TranslatorConfig,
                                        adversarial_loss, gluegen_loss, label_phrases, reverse_gradient, target_scale,
                                        token_importance, train_gluegen)
 from sonic.models.adapters import install_adapters
-from sonic.models.pipeline import SonicPipeline, encode_prompts, initial_latents
+from sonic.models.pipeline import SonicPipeline
 from sonic.models.projector import AudioProjector, ProjectorConfig
+from sonic.models.sampling import initial_latents
+from sonic.models.text import encode_prompts
 from sonic.training.data import load_clip_set
 from sonic.training.loop import LoopSettings
 from tests.competitors import first_unet_input, make_world
@@ -33,7 +37,7 @@ def world(tmp_path_factory):
 def trained(world, tmp_path_factory):
     cfg, files = world
     out = tmp_path_factory.mktemp("gg_run")
-    summary = competitors.train(cfg, "gluegen", captions=None, out=str(out), progress=False, **files)
+    summary = competitors.train(cfg, "gluegen", out=str(out), progress=False, **files)
     return out, summary
 
 
@@ -290,7 +294,7 @@ def test_training_is_deterministic(world, trained, tmp_path):
     out, summary = trained
     assert summary["method"] == "gluegen" and summary["steps"] == 3
     assert (out / "loss.png").is_file() and (out / "summary.json").is_file() and (out / "checkpoint-3").is_dir()
-    competitors.train(cfg, "gluegen", captions=None, out=str(tmp_path), progress=False, **files)
+    competitors.train(cfg, "gluegen", out=str(tmp_path), progress=False, **files)
     a = load_file(str(out / "weights" / "model.safetensors"))
     b = load_file(str(tmp_path / "weights" / "model.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -345,7 +349,7 @@ class EmptyPrompt(TextConditionedGenerator):
 def test_sampling_matches_sonic_pipeline(world):
     cfg, _ = world
     sd = registry.load_stable_diffusion(cfg)
-    ours = EmptyPrompt(sd.unet, sd.vae, sd.text_encoder, sd.tokenizer, sd.scheduler)
+    ours = EmptyPrompt.from_sd(sd)
     embeds = torch.randn(3, AUDIO_DIM)
     kwargs = dict(seeds=(0, 2), num_inference_steps=3, guidance_scale=8.0, batch_size=4, progress=False)
     images = ours(embeds, **kwargs)
@@ -353,7 +357,7 @@ def test_sampling_matches_sonic_pipeline(world):
     projector = AudioProjector(ProjectorConfig(audio_dim=AUDIO_DIM, num_tokens=5, token_dim=CROSS_DIM, num_heads=2,
                                                attn_dim=16))
     adapters = install_adapters(sd.unet, "mid_and_decoder")  # gates 0: the base UNet exactly
-    pipe = SonicPipeline(sd.unet, sd.vae, sd.text_encoder, sd.tokenizer, sd.scheduler, projector, adapters)
+    pipe = SonicPipeline.from_sd(sd, projector=projector, adapters=adapters)
     assert torch.equal(first_unet_input(pipe, embeds, **kwargs), first_unet_input(ours, embeds, **kwargs))
     torch.testing.assert_close(pipe(embeds, **kwargs), images, rtol=0, atol=1e-6)
     latents = torch.randn(2, 4, 8, 8)
@@ -365,7 +369,7 @@ def test_kill_and_resume_matches_an_uninterrupted_run(world, tmp_path, monkeypat
     from sonic.training import loop
 
     cfg, files = world
-    competitors.train(cfg, "gluegen", captions=None, out=str(tmp_path / "straight"), progress=False, **files)
+    competitors.train(cfg, "gluegen", out=str(tmp_path / "straight"), progress=False, **files)
     real = loop.step_generator
 
     def dies_at_3(seed, step, process=0):
@@ -375,9 +379,9 @@ def test_kill_and_resume_matches_an_uninterrupted_run(world, tmp_path, monkeypat
 
     monkeypatch.setattr(loop, "step_generator", dies_at_3)
     with pytest.raises(KeyboardInterrupt):
-        competitors.train(cfg, "gluegen", captions=None, out=str(tmp_path / "killed"), progress=False, **files)
+        competitors.train(cfg, "gluegen", out=str(tmp_path / "killed"), progress=False, **files)
     monkeypatch.setattr(loop, "step_generator", real)
-    summary = competitors.train(cfg, "gluegen", captions=None, out=str(tmp_path / "killed"), progress=False, **files)
+    summary = competitors.train(cfg, "gluegen", out=str(tmp_path / "killed"), progress=False, **files)
     assert summary["resumed_from"] == 2
     a = load_file(str(tmp_path / "straight" / "weights" / "model.safetensors"))
     b = load_file(str(tmp_path / "killed" / "weights" / "model.safetensors"))

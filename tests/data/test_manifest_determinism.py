@@ -6,7 +6,7 @@ from pathlib import Path
 import yaml
 
 from sonic import config as config_mod
-from sonic.data import synth
+from sonic.demo import synth
 from sonic.data.run import run_extract, run_index, run_manifest
 
 ROOT = Path(__file__).resolve().parents[2]

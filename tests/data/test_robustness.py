@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sonic.data import synth
+from sonic.demo import synth
 from sonic.data.datasets import DatasetSpec, index_dataset
 from sonic.data.extract import ExtractSettings, extract_videos
 

@@ -27,7 +27,8 @@ def make_pipe(folder, prediction_type: str = "epsilon") -> SonicPipeline:
     scheduler = tiny_scheduler()
     if prediction_type != "epsilon":
         scheduler = scheduler.__class__.from_config(scheduler.config, prediction_type=prediction_type)
-    return SonicPipeline(unet, tiny_vae(), tiny_text_encoder(len(tok)), tok, scheduler, projector, adapters)
+    return SonicPipeline(unet=unet, vae=tiny_vae(), text_encoder=tiny_text_encoder(len(tok)), tokenizer=tok,
+                         scheduler=scheduler, projector=projector, adapters=adapters)
 
 
 @pytest.fixture

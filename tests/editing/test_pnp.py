@@ -1,11 +1,15 @@
-"""Plug-and-Play editing (paper §3.5): the injection schedule and sites, limits 0 and 1, hooks, cache, K audios."""
+"""Plug-and-Play editing (paper §3.5): the injection schedule and sites, limits 0 and 1, hooks, cache, K audios, the
+text-driven conditions on a UNet without adapters."""
 
 import pytest
 import torch
 
 from sonic.editing.inversion import Inversion, InversionCache, ddim_invert, reconstruct
-from sonic.editing.pnp import PnPConfig, PnPController, decoder_resnets, edit, edit_latents
+from sonic.editing.pnp import (AudioConditions, PnPConfig, PnPController, TextConditions, decoder_resnets, edit,
+                               edit_latents)
+from sonic.models.sampling import FrozenSDSampler
 from tests.editing.conftest import audio_embeds
+from tests.tiny import tiny_unet
 
 STEPS = 4
 
@@ -40,7 +44,8 @@ def test_full_injection_on_the_source_path_reproduces_the_reconstruction(pipe, i
     feature changes nothing and the edit is the reconstruction."""
     recon_path = reconstruct(pipe, inversion, trajectory=True)  # (T + 1, C, h, w)
     consistent = Inversion(recon_path, inversion.image)
-    z = edit_latents(pipe, consistent, None, None, guidance_scale=1.0, config=PnPConfig(f_t=1.0, attn_t=1.0))
+    empty = TextConditions(pipe, pipe.encode_text([""]))
+    z = edit_latents(pipe, consistent, empty, guidance_scale=1.0, config=PnPConfig(f_t=1.0, attn_t=1.0))
     torch.testing.assert_close(z, recon_path[:1], rtol=1e-4, atol=1e-4)
     images = edit(pipe, None, None, num_inference_steps=STEPS, guidance_scale=1.0, f_t=1.0, attn_t=1.0,
                   inversion=consistent)
@@ -50,19 +55,20 @@ def test_full_injection_on_the_source_path_reproduces_the_reconstruction(pipe, i
 def test_full_injection_with_null_conditioning_stays_near_the_reconstruction(pipe, inversion):
     """On the real inverted trajectory the injected features come from the inversion path, so the result differs
     from the reconstruction only as much as the two paths differ (a random tiny UNet inverts poorly)."""
-    z = edit_latents(pipe, inversion, None, None, guidance_scale=1.0, config=PnPConfig(f_t=1.0, attn_t=1.0))
+    empty = TextConditions(pipe, pipe.encode_text([""]))
+    z = edit_latents(pipe, inversion, empty, guidance_scale=1.0, config=PnPConfig(f_t=1.0, attn_t=1.0))
     recon = reconstruct(pipe, inversion)
     assert (z - recon).abs().max() < 0.2 * recon.abs().max()
 
 
 def test_no_injection_equals_plain_generation_from_x_T(pipe, inversion):
     e = audio_embeds(2)
-    z = edit_latents(pipe, inversion, e, "a cube", guidance_scale=8.0, config=PnPConfig(f_t=0.0, attn_t=0.0),
-                     beta={"up3": 0.5})
+    z = edit_latents(pipe, inversion, AudioConditions(pipe, e, "a cube"), guidance_scale=8.0,
+                     config=PnPConfig(f_t=0.0, attn_t=0.0), beta={"up3": 0.5})
     with pipe.beta({"up3": 0.5}):
         start = inversion.latents[-1][None].expand(2, -1, -1, -1)
-        text, null_text = pipe.encode_text(["a cube"] * 2), pipe.encode_text(["", ""])
-        plain = pipe.denoise(start, text, pipe.audio_tokens(e), null_text, pipe.projector.null_tokens(2), STEPS, 8.0)
+        text, null_text = pipe.encode_text(["a cube"]), pipe.encode_text([""])
+        plain = pipe.denoise(start, pipe.unconditional(2, null_text), pipe.conditional(e, text), STEPS, 8.0)
     torch.testing.assert_close(z, plain, rtol=1e-4, atol=1e-4)  # batch layouts differ: float reassociation
 
 
@@ -223,3 +229,20 @@ def test_controls_change_the_edit(pipe, inversion):
         edit(pipe, None, e, num_inference_steps=STEPS + 1, inversion=inversion)
     with pytest.raises(ValueError, match="f_t"):
         PnPConfig(f_t=1.5)
+
+
+def test_text_conditions_need_no_adapters(pipe, inversion):
+    """The text-driven baselines run on the base UNet: the same edits as through the adapted pipeline, whose gated
+    layers give their text-only output without audio tokens."""
+    base = FrozenSDSampler(unet=tiny_unet(), vae=pipe.vae, text_encoder=pipe.text_encoder, tokenizer=pipe.tokenizer,
+                           scheduler=pipe.scheduler)
+    kw = dict(num_inference_steps=STEPS, inversion=inversion)
+    states = pipe.encode_text(["rain", "fire", "rain"])
+    edits = edit(base, None, conditions=TextConditions(base, states), batch_size=2, **kw)
+    assert edits.shape == (3, 3, 16, 16)
+    assert torch.equal(edits, edit(pipe, None, conditions=TextConditions(pipe, states), batch_size=2, **kw))
+    torch.testing.assert_close(edits[2:], edit(base, None, prompt="rain", **kw), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(edits[0], edits[2], rtol=1e-4, atol=1e-4)  # the same label in other batches
+    assert not torch.allclose(edits[0], edits[1], atol=1e-3)
+    with pytest.raises(ValueError, match="not both"):
+        edit(pipe, None, audio_embeds(1), conditions=TextConditions(pipe, states), **kw)

@@ -113,13 +113,13 @@ def clip_cfg(tmp_path_factory):
 
 
 def test_scores_from_cached_references_equal_direct_computation(tmp_path, clip_cfg):
-    from sonic.evaluation.clip_scores import image_features, zero_shot
+    from sonic.metrics.clip_scores import image_features, zero_shot
     from sonic.evaluation.references import batched, feature_network
     from sonic.evaluation.score import score_images
     from sonic.images import to_pil
     from sonic.metrics import fid
     from sonic.metrics.fid import ClipImageFeatures
-    from sonic.registry import load_clip
+    from sonic.models.registry import load_clip
     from tests.metrics.test_metrics import loop_win_ratio
 
     cfg, _ = clip_cfg
@@ -159,9 +159,9 @@ def test_one_score_call_for_several_methods_equals_one_call_each(tmp_path, clip_
     from safetensors.torch import save_file
 
     from sonic.evaluation import commands
-    from sonic.evaluation.clip_scores import image_features
+    from sonic.metrics.clip_scores import image_features
     from sonic.evaluation.references import batched, feature_network
-    from sonic.registry import load_clip
+    from sonic.models.registry import load_clip
 
     cfg, _ = clip_cfg
     manifest = write_manifest(tmp_path / "manifest.csv")

@@ -41,10 +41,10 @@ def test_load_image_resizes_the_shorter_side_and_centre_crops(tmp_path):
 
 
 def test_references_of_frames_of_different_sizes_in_batches(tmp_path):
-    from sonic.evaluation.clip_scores import image_features
+    from sonic.metrics.clip_scores import image_features
     from sonic.evaluation.references import compute_references
     from sonic.models.wav2clip import Wav2Clip, Wav2ClipConfig, save_wav2clip
-    from sonic.registry import load_clip
+    from sonic.models.registry import load_clip
 
     clip = write_clip_folder(tmp_path / "clip")
     torch.manual_seed(0)

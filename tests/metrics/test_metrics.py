@@ -22,7 +22,7 @@ from sonic.metrics import (
     iis_per_image,
     wav2clip_features,
 )
-from sonic.evaluation.clip_scores import image_features, zero_shot
+from sonic.metrics.clip_scores import image_features, zero_shot
 from sonic.models.wav2clip import Wav2Clip, Wav2ClipConfig
 
 
@@ -155,7 +155,7 @@ def test_aic_from_predictions():
 def tiny_clip(tmp_path_factory):
     from transformers import CLIPImageProcessor, CLIPModel, CLIPTokenizer
 
-    from sonic.registry import Clip
+    from sonic.models.registry import Clip
     from tests.tiny import write_clip_folder
 
     folder = write_clip_folder(tmp_path_factory.mktemp("clip"))

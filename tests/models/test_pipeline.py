@@ -1,12 +1,14 @@
-"""Generation (paper §3.6): joint CFG, determinism, controls, save -> load bit-for-bit."""
+"""Generation (paper §3.6): joint CFG, determinism, controls, save -> load bit-for-bit, from_weights."""
 
 import pytest
 import torch
 
 from sonic.models.adapters import install_adapters
 from sonic.models.io import load_weights, save_weights
-from sonic.models.pipeline import SonicPipeline, guided_noise, interpolate_embeddings
+from sonic.models.pipeline import SonicPipeline, interpolate_embeddings
 from sonic.models.projector import AudioProjector, ProjectorConfig
+from sonic.models.sampling import Conditioning, guided_noise
+from sonic.models.registry import StableDiffusion
 from tests.tiny import AUDIO_DIM, CROSS_DIM, tiny_scheduler, tiny_text_encoder, tiny_unet, tiny_vae, write_tokenizer
 
 
@@ -28,7 +30,8 @@ def pipe(tmp_path):
     projector = AudioProjector(ProjectorConfig(audio_dim=AUDIO_DIM, num_tokens=5, token_dim=CROSS_DIM, num_heads=2,
                                                attn_dim=16)).eval()
     perturb(projector, adapters)
-    return SonicPipeline(unet, tiny_vae(), tiny_text_encoder(len(tok)), tok, tiny_scheduler(), projector, adapters)
+    return SonicPipeline(unet=unet, vae=tiny_vae(), text_encoder=tiny_text_encoder(len(tok)), tokenizer=tok,
+                         scheduler=tiny_scheduler(), projector=projector, adapters=adapters)
 
 
 def embeds(n=2, seed=0):
@@ -36,16 +39,23 @@ def embeds(n=2, seed=0):
 
 
 def test_cfg_is_the_joint_standard_form(pipe):
-    x, t = torch.randn(2, 4, 8, 8), torch.tensor(500)
+    """One DDIM step of the pipeline's conditioning: eps(null_text, null_audio) + w (eps(text, audio) - that)."""
+    x = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(0))
     e = embeds()
-    text, null_text = pipe.encode_text(["a red cube", "a red cube"]), pipe.encode_text(["", ""])
-    audio, null_audio = pipe.audio_tokens(e), pipe.projector.null_tokens(2)
+    text, null_text = pipe.encode_text(["a red cube"]), pipe.encode_text([""])
+    uncond, cond = pipe.unconditional(2, null_text), pipe.conditional(e, text)
+    assert torch.equal(uncond.audio_tokens, pipe.projector.null_tokens(2))
+    assert torch.equal(cond.audio_tokens, pipe.audio_tokens(e))
+    got = pipe.denoise(x, uncond, cond, 1, guidance_scale=8.0)
+    t = pipe.scheduler.timesteps[0]
     with torch.no_grad():
-        got = pipe.noise_pred(x, t, text, audio, null_text, null_audio, guidance_scale=8.0)
-        eps_c = pipe.unet(x, t, text, cross_attention_kwargs={"audio_tokens": audio}).sample
-        eps_u = pipe.unet(x, t, null_text, cross_attention_kwargs={"audio_tokens": null_audio}).sample
-    torch.testing.assert_close(got, eps_u + 8.0 * (eps_c - eps_u), rtol=1e-5, atol=1e-5)
+        eps_c = pipe.unet(x, t, text.expand(2, -1, -1), cross_attention_kwargs={"audio_tokens": cond.audio_tokens})
+        eps_u = pipe.unet(x, t, null_text.expand(2, -1, -1),
+                          cross_attention_kwargs={"audio_tokens": uncond.audio_tokens})
+        expected = pipe.scheduler.step(eps_u.sample + 8.0 * (eps_c.sample - eps_u.sample), t, x).prev_sample
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
     assert torch.equal(guided_noise(torch.zeros(1), torch.ones(1), 8.0), torch.full((1,), 8.0))
+    assert isinstance(cond, Conditioning) and len(cond) == 2
 
 
 def test_same_seed_same_images_and_seeds_differ(pipe):
@@ -88,11 +98,20 @@ def test_save_load_reproduces_images_bit_for_bit(pipe, tmp_path):
     kw = dict(seeds=[0, 2], num_inference_steps=3, progress=False)
     before = pipe(embeds(), **kw)
     save_weights(tmp_path / "w", pipe.projector, pipe.adapters)
-    fresh = tiny_unet()
-    projector, adapters = load_weights(tmp_path / "w", fresh)
-    projector.eval()
-    other = SonicPipeline(fresh, pipe.vae, pipe.text_encoder, pipe.tokenizer, tiny_scheduler(), projector, adapters)
+    sd = StableDiffusion(tiny_unet(), pipe.vae, pipe.text_encoder, pipe.tokenizer, tiny_scheduler())
+    other = SonicPipeline.from_weights(tmp_path / "w", sd)
     assert torch.equal(other(embeds(), **kw), before)
+
+
+def test_from_weights_installs_the_layers_into_the_given_sd(pipe, tmp_path):
+    save_weights(tmp_path / "w", pipe.projector, pipe.adapters)
+    sd = StableDiffusion(tiny_unet(), pipe.vae, pipe.text_encoder, pipe.tokenizer, tiny_scheduler())
+    encoder = object()
+    loaded = SonicPipeline.from_weights(tmp_path / "w", sd, audio_encoder=encoder)
+    assert loaded.unet is sd.unet and loaded.vae is sd.vae and loaded.scheduler is sd.scheduler
+    assert loaded.text_encoder is sd.text_encoder and loaded.tokenizer is sd.tokenizer
+    assert loaded.audio_encoder is encoder and not loaded.projector.training
+    assert loaded.adapters.names == pipe.adapters.names and loaded.adapters.unet is sd.unet
 
 
 def test_loading_is_strict(pipe, tmp_path):

@@ -9,7 +9,9 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from sonic import cli, registry
+from sonic import cli
+
+from sonic.models import registry
 from sonic.config import ConfigError, from_dict
 from sonic.models.io import load_projector, load_weights, read_config
 from sonic.training import run
@@ -159,7 +161,7 @@ def test_variants_without_stage1_and_with_frozen_projector(stage1_out, world, tm
 def test_cli_runs_stage1(world, tmp_path):
     root, cfg, files = world
     config = tmp_path / "config.yaml"
-    config.write_text(json.dumps(cfg.raw))
+    config.write_text(json.dumps(cfg.to_dict()))
     argv = ["train", "stage1", "--config", str(config), "--manifest", files["manifest"], "--clap", files["clap"],
             "--clap-index", files["clap_index"], "--captions", str(root / "captions.csv"), "--out",
             str(tmp_path / "s1"), "--threads", "1"]
@@ -172,8 +174,9 @@ def test_quality_check_generates_from_held_out_audio(stage1_out, world, tmp_path
     root, cfg, files = world
     out1, _ = stage1_out
     clip = write_clip_folder(tmp_path / "clip")
-    raw = cfg.raw | {"models": cfg.raw["models"] | {"clip_eval": str(clip)},
-                     "training": cfg.raw["training"] | {"quality_check": {"per_class": 1, "seeds": 2, "steps": 2}}}
+    base = cfg.to_dict()
+    raw = base | {"models": base["models"] | {"clip_eval": str(clip)},
+                  "training": base["training"] | {"quality_check": {"per_class": 1, "seeds": 2, "steps": 2}}}
     summary = run.stage2(from_dict(raw), "full", projector=str(out1 / "projector"), out=str(tmp_path / "run"), **files)
     result = json.loads((tmp_path / "run" / "quality.json").read_text())
     assert result == summary["quality"]
@@ -187,7 +190,8 @@ def test_stage2_kill_and_resume_matches_an_uninterrupted_run(stage1_out, world, 
 
     root, cfg, files = world
     out1, _ = stage1_out
-    raw = cfg.raw | {"training": cfg.raw["training"] | {"stage2": cfg.raw["training"]["stage2"] | {"steps": 4}}}
+    base = cfg.to_dict()
+    raw = base | {"training": base["training"] | {"stage2": base["training"]["stage2"] | {"steps": 4}}}
     cfg4 = from_dict(raw)
     run.stage2(cfg4, "full", projector=str(out1 / "projector"), out=str(tmp_path / "straight"), **files)
 

@@ -4,7 +4,7 @@ at the real datasets (README, Data preparation).
 Four datasets (Greatest Hits, Landscape, Into the Wild, RAVDESS song) as real mp4 files (H.264 128x128 at 10 fps,
 AAC 48 kHz mono) plus the annotation files the real datasets have, so that the real ingestion code is what runs on
 them; and, on request, corrupt and edge-case inputs inside those layouts (:func:`synth_bad_inputs`). What the
-classes look and sound like, and the loudness/pitch/rhythm couplings, live in :mod:`sonic.data.synth_world`.
+classes look and sound like, and the loudness/pitch/rhythm couplings, live in :mod:`sonic.demo.synth_world`.
 
 Every file is a function of (seed, size, its own name) only: same seed and size give byte-identical trees. Each
 dataset is written into a hidden sibling folder and renamed into place when complete; an existing non-empty target
@@ -33,8 +33,8 @@ from scipy.signal import resample_poly
 from sonic.data import media
 from sonic.data.datasets import GREATEST_HITS_MATERIALS as NATIVE_MATERIALS
 from sonic.data.datasets import LANDSCAPE_CLASSES as NATIVE_LANDSCAPE_CLASSES
-from sonic.data import synth_signal as s
-from sonic.data import synth_world as world
+from sonic.demo import synth_signal as s
+from sonic.demo import synth_world as world
 
 FPS = 10
 AV_RATE = 48_000  # the AAC track of every mp4

@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 
 from sonic.audio import load_audio
-from sonic.pretrain.captions import class_phrase
-from sonic.pretrain.data import Pair, load_pairs, warmup_cosine
+from sonic.demo.pretrain.captions import class_phrase
+from sonic.demo.pretrain.data import Pair, load_pairs, warmup_cosine
 
 SPECIAL_TOKENS = ("<s>", "<pad>", "</s>", "<unk>", "<mask>")  # RoBERTa's ids 0..4
 

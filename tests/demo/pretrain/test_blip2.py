@@ -11,9 +11,9 @@ from PIL import Image
 from safetensors.torch import load_file
 from transformers import AutoTokenizer, Blip2ForConditionalGeneration, Blip2Processor, GPT2Tokenizer
 
-from sonic import registry
+from sonic.models import registry
 from sonic.config import from_dict
-from sonic.pretrain.blip2 import (
+from sonic.demo.pretrain.blip2 import (
     Blip2Settings, build_processor, build_tokenizer, caption_frames, encode_captions, named_class, train_blip2,
 )
 from tests.tiny import square_pairs, tiny_config_dict

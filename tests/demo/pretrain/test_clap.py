@@ -12,11 +12,11 @@ from PIL import Image
 from safetensors.torch import load_file
 from transformers import AutoTokenizer, ClapFeatureExtractor, ClapModel, ClapProcessor
 
-from sonic import registry
+from sonic.models import registry
 from sonic.config import ConfigError, from_dict
 from sonic.audio import load_audio
 from sonic.models.audio_encoder import ClapAudioEncoder
-from sonic.pretrain.clap import ClapRecipe, build_feature_extractor, contrastive_loss, log_mels, main
+from sonic.demo.pretrain.clap import ClapRecipe, build_feature_extractor, contrastive_loss, log_mels, main
 from tests.tiny import tiny_config_dict
 
 SR = 48000

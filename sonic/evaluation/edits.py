@@ -1,4 +1,4 @@
-"""Editing runs of Table 2 (paper §3.5, paper §3.5): every source image edited with every evaluation audio of a
+"""Editing runs of Table 2 (paper §3.5): every source image edited with every evaluation audio of a
 dataset, by one method, with the same Plug-and-Play injection.
 
 Methods: ``SonicDiffusion`` (audio through the adapters), ``PnP`` (the audio's class label as text prompt),
@@ -24,12 +24,12 @@ from tqdm.auto import tqdm
 
 from sonic.data.tables import read_csv, write_csv
 from sonic.evaluation.runs import RUN_COLUMNS, eval_jobs, image_name
-from sonic.features import load_clap_cache
+from sonic.data.features import load_clap_cache
 from sonic.images import to_pil
+from sonic.methods import EDIT_METHODS
 
 log = logging.getLogger(__name__)
 
-EDIT_METHODS = ("SonicDiffusion", "PnP", "AudioToken", "GlueGen")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
@@ -48,60 +48,79 @@ def source_images(manifest: str | Path, folder: str | None, count: int) -> list[
     return [Path(p) for p in dict.fromkeys(ordered["frame"].astype(str))][:count]
 
 
-def _conditions(cfg, method: str, weights: str, labels: list[str]):
-    """(pipe, per-audio keyword arguments of :func:`sonic.editing.pnp.edit` given CLAP embeddings)."""
-    from sonic import registry
-    from sonic.evaluation.commands import load_generator
+def _editor(cfg, method: str, weights: str, labels: list[str]):
+    """(model, the keyword arguments of :func:`sonic.editing.pnp.edit` for a batch of CLAP embeddings and their
+    audio indices). The text-driven baselines edit without adapters: PnP on the base SD with the audio's class
+    label as the prompt, AudioToken and GlueGen with their own text-encoder-space condition of the audio."""
+    from sonic import competitors
+    from sonic.models import registry
+    from sonic.editing.pnp import TextConditions
+    from sonic.models.pipeline import SonicPipeline
+    from sonic.models.sampling import FrozenSDSampler
 
     if method == "SonicDiffusion":
-        pipe = load_generator(cfg, method, weights)
+        pipe = SonicPipeline.from_weights(weights, registry.load_stable_diffusion(cfg))
         return pipe, lambda embeds, idx: {"audio_embeds": embeds}
-    # the text-driven baselines run on the same frozen SD without adapters
-    from sonic.models.io import load_weights
-    from sonic.models.pipeline import SonicPipeline
-
-    sd = registry.load_stable_diffusion(cfg)
-    sonic_weights = Path(weights) if method == "PnP" else None
     if method == "PnP":
-        projector, adapters = load_weights(sonic_weights, sd.unet)
-        pipe = SonicPipeline(sd.unet, sd.vae, sd.text_encoder, sd.tokenizer, sd.scheduler, projector, adapters)
-        states = {lab: pipe.encode_text([lab]) for lab in sorted(set(labels))}
-        return pipe, lambda embeds, idx: {"text_states": torch.cat([states[labels[i]] for i in idx])}
-    generator = load_generator(cfg, method, weights)
-    from sonic.models.adapters import install_adapters
-    from sonic.models.projector import AudioProjector
-    from sonic.params import projector_config
+        model = FrozenSDSampler.from_sd(registry.load_stable_diffusion(cfg))
+        states = {lab: model.encode_text([lab]) for lab in sorted(set(labels))}
 
-    adapters = install_adapters(generator.unet, cfg.adapters.placement)  # gates 0: the base UNet exactly
-    projector = AudioProjector(projector_config(cfg, generator.unet.config.cross_attention_dim))
-    pipe = SonicPipeline(generator.unet, generator.vae, generator.text_encoder, generator.tokenizer,
-                         generator.scheduler, projector, adapters)
-    return pipe, lambda embeds, idx: {"text_states": generator.conditions(embeds, None)}
+        def label_prompts(embeds: torch.Tensor, idx: list[int]) -> dict:
+            return {"conditions": TextConditions(model, torch.cat([states[labels[i]] for i in idx]))}
+
+        return model, label_prompts
+    generator = competitors.load_generator(cfg, method.lower(), weights)
+
+    def own_conditions(embeds: torch.Tensor, idx: list[int]) -> dict:
+        return {"conditions": TextConditions(generator, generator.conditions(embeds, None))}
+
+    return generator, own_conditions
 
 
-def edit_run(cfg, method: str, weights: str, manifest: str | Path, clap: str | Path, clap_index: str | Path,
-             sources: list[Path], out_dir: str | Path, cache_dir: str | Path) -> pd.DataFrame:
+def invert_sources(cfg, sources: list[Path], out_dir: str | Path) -> int:
+    """The frozen SD's DDIM inversion of each source at ``editing.steps``, written to ``out_dir``: the inversions
+    every editing run of the dataset reads (those whose UNet is the base one: SonicDiffusion, whose adapters are
+    off in the source branch, PnP and GlueGen). Returns how many were computed (the others were there)."""
+    from sonic.editing.inversion import InversionCache, invert, model_identity
+    from sonic.images import load_images
+    from sonic.models import registry
+    from sonic.models.sampling import FrozenSDSampler
+
+    model = FrozenSDSampler.from_sd(registry.load_stable_diffusion(cfg))
+    cache = InversionCache(out_dir, model_identity(model))
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    for src in tqdm(sources, desc="invert", unit="img"):
+        invert(model, load_images([str(src)], cfg.generation.resolution)[0], cfg.edit_settings().steps, cache)
+    log.info("%d sources inverted into %s (%d already there)", cache.misses, out_dir, cache.hits)
+    return cache.misses
+
+
+def edit_run(cfg, method: str, weights: str | None, manifest: str | Path, clap: str | Path, clap_index: str | Path,
+             sources: list[Path], out_dir: str | Path, cache_dir: str | Path, read_only_cache: bool = False
+             ) -> pd.DataFrame:
     """Edit each source with each evaluation audio (``editing.*`` settings) and write images, manifest and
-    structure figures."""
-    from sonic import registry
+    structure figures. ``weights``: the method's weights folder (PnP reads none). ``read_only_cache``: the
+    inversions in ``cache_dir`` are another job's output (:func:`invert_sources`); what they lack is computed in
+    memory."""
+    from sonic.models import registry
     from sonic.editing.inversion import InversionCache, model_identity
     from sonic.editing.pnp import PnPConfig, edit
     from sonic.images import load_images
 
     if method not in EDIT_METHODS:
         raise ValueError(f"unknown editing method {method!r}; one of {EDIT_METHODS}")
-    ed = cfg.raw.get("editing") or {}
-    steps = ed.get("steps") or cfg.generation.steps
-    guidance = ed.get("guidance_scale") or cfg.generation.guidance_scale
-    pnp = PnPConfig(f_t=ed.get("f_t", 0.8), attn_t=ed.get("attn_t", 0.5),
-                    resnets=tuple(tuple(r) if isinstance(r, list) else r for r in (ed.get("resnets") or [(1, 1)])),
-                    source_branch=ed.get("source_branch") or "base")
+    if weights is None and method != "PnP":
+        raise ValueError(f"editing with {method} needs its weights folder")
+    ed = cfg.edit_settings()
+    steps, guidance = ed.steps, ed.guidance_scale
+    pnp = PnPConfig(f_t=ed.f_t, attn_t=ed.attn_t, resnets=ed.resnets or PnPConfig.resnets,
+                    source_branch=ed.source_branch)
     jobs = eval_jobs(manifest, 1)
     clips, labels = jobs["clip_id"].tolist(), jobs["label"].tolist()
     embeddings, rows = load_clap_cache(clap, clap_index)
     embeds = embeddings[torch.tensor([rows[c] for c in clips])]
-    pipe, condition = _conditions(cfg, method, weights, labels)
-    cache = InversionCache(cache_dir, model_identity(pipe))
+    model, condition = _editor(cfg, method, weights, labels)
+    cache = InversionCache(cache_dir, model_identity(model), read_only=read_only_cache)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     size = cfg.generation.resolution
@@ -113,7 +132,7 @@ def edit_run(cfg, method: str, weights: str, manifest: str | Path, clap: str | P
         source_tensors.append(source)
         for start in range(0, len(clips), batch):
             idx = list(range(start, min(start + batch, len(clips))))
-            images = edit(pipe, source, num_inference_steps=steps, guidance_scale=guidance,
+            images = edit(model, source, num_inference_steps=steps, guidance_scale=guidance,
                           cache=cache, config=pnp, batch_size=batch, **condition(embeds[idx], idx))
             for i, image in zip(idx, to_pil(images)):
                 path = out / image_name(clips[i], j)
@@ -142,7 +161,7 @@ def structure_scores(clip_eval, sources: torch.Tensor, edits: torch.Tensor, own:
     """How much of its source each edit keeps, against the other sources as the baseline: cosine similarity in the
     ``clip_eval`` image space and SSIM of edge maps; and the AIC of the unedited sources (where the edits start).
     ``own[k]`` is the index in ``sources`` of edit k's source, ``labels[k]`` the class of its audio."""
-    from sonic.evaluation.clip_scores import image_features, zero_shot
+    from sonic.metrics.clip_scores import image_features, zero_shot
     from sonic.metrics.structure import edge_ssim_matrix
 
     n = len(sources)

@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from sonic.data import media, synth
+from sonic.data import media
+from sonic.demo import synth
 
 GH_ID = r"\d{4}-\d\d-\d\d-\d\d-\d\d-\d\d(?:-\d+)?"
 GH_FILE = re.compile(rf"({GH_ID})_(denoised\.mp4|denoised\.wav|times\.txt)")

@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from sonic.images import load_image
-from sonic.pretrain.data import Pair, balanced_weights, load_pairs, warmup_cosine
+from sonic.demo.pretrain.data import Pair, balanced_weights, load_pairs, warmup_cosine
 
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
 # CLIP's pre-tokenisation (transformers.models.clip.tokenization_clip): specials, contractions, letter runs,

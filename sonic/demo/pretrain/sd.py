@@ -3,7 +3,7 @@ SD-1.x-shaped UNet trained
 text-to-image on the synthetic world's (frame, caption) pairs, beside the miniature CLIP's frozen text tower.
 
 The output is a Stable Diffusion folder (``unet/ vae/ text_encoder/ tokenizer/ scheduler/``, each a diffusers or
-transformers ``save_pretrained`` folder) that :func:`sonic.registry.load_stable_diffusion` reads exactly as it
+transformers ``save_pretrained`` folder) that :func:`sonic.models.registry.load_stable_diffusion` reads exactly as it
 reads SD-1.4. Recipe, each choice a :class:`SdSettings` field or written here:
 
 * **VAE** (Kingma & Welling 2014; Rombach et al. 2022 §3): a diffusers ``AutoencoderKL`` with three levels
@@ -37,7 +37,7 @@ reads SD-1.4. Recipe, each choice a :class:`SdSettings` field or written here:
   pads prompts.
 * **Quality**: VAE reconstruction PSNR on the val frames; text-to-image accuracy: images generated for every
   label (DDIM, guidance as the evaluation setting, fewer steps) from a caption prompt and from the class phrase,
-  classified zero-shot by the miniature CLIP over their dataset's label strings (as ``sonic.pretrain.clip``
+  classified zero-shot by the miniature CLIP over their dataset's label strings (as ``sonic.demo.pretrain.clip``
   scores frames).
 """
 
@@ -57,14 +57,12 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from sonic.images import load_image
-from sonic.models.pipeline import encode_prompts
-from sonic.pretrain.captions import class_phrase
-from sonic.pretrain.data import Pair, load_pairs, load_text_tower
+from sonic.models.text import encode_prompts
+from sonic.demo.pretrain.captions import class_phrase
+from sonic.demo.pretrain.data import Pair, load_pairs, load_text_tower
 
 # SD-1.x noise schedule (the scheduler_config.json of CompVis/stable-diffusion-v1-4)
 SD_SCHEDULE = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
-# The demo architecture, relative to the repository root (config.yaml: models.unet_config).
-DEMO_UNET_CONFIG = Path(__file__).resolve().parents[2] / "workflow" / "configs" / "unet_demo.json"
 
 
 @dataclass(frozen=True)
@@ -539,29 +537,19 @@ def label_sets(pairs: list[Pair]) -> dict[str, list[str]]:
 @torch.no_grad()
 def generate(unet, vae, text_encoder, tokenizer, scheduler, prompts: list[str], seeds: list[int], steps: int,
              guidance_scale: float, batch_size: int = 32) -> torch.Tensor:
-    """Text-to-image (N, 3, H, W) in [0, 1], one image per (prompt, seed); DDIM with classifier-free guidance,
-    the starting noise of :func:`sonic.models.pipeline.initial_latents` (the same math as ``SonicPipeline``
-    without adapters)."""
-    from sonic.models.pipeline import guided_noise, initial_latents
+    """Text-to-image (N, 3, H, W) in [0, 1], one image per (prompt, seed), guided against the empty prompt by the
+    sampler every generator shares (:class:`sonic.models.sampling.FrozenSDSampler`: DDIM, the starting noise of
+    a seed)."""
+    from sonic.models.sampling import Conditioning, FrozenSDSampler
 
-    scale = 2 ** (len(vae.config.block_out_channels) - 1)
-    side = unet.config.sample_size
-    states = encode_prompts(text_encoder, tokenizer, list(prompts) + [""])
+    sampler = FrozenSDSampler(unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler)
+    states = sampler.encode_text(list(prompts) + [""])
     cond_all, null = states[:-1], states[-1:]
     out = []
     for start in range(0, len(prompts), batch_size):
         cond = cond_all[start:start + batch_size]
-        b = cond.shape[0]
-        latents = torch.stack([initial_latents(s, (unet.config.in_channels, side, side))
-                               for s in seeds[start:start + batch_size]]) * scheduler.init_noise_sigma
-        ctx = torch.cat([null.expand(b, -1, -1), cond])
-        scheduler.set_timesteps(steps)
-        for t in scheduler.timesteps:
-            eps_uncond, eps_cond = unet(torch.cat([latents, latents]), t, ctx).sample.chunk(2)
-            latents = scheduler.step(guided_noise(eps_uncond, eps_cond, guidance_scale), t, latents).prev_sample
-        images = vae.decode(latents / vae.config.scaling_factor).sample
-        out.append(((images + 1) / 2).clamp(0, 1))
-    assert out[0].shape[-1] == side * scale
+        out.append(sampler.sample(seeds[start:start + batch_size], Conditioning(null.expand(len(cond), -1, -1)),
+                                  Conditioning(cond), steps, guidance_scale))
     return torch.cat(out)
 
 
@@ -570,8 +558,8 @@ def classify(clip_dir: str | Path, images: torch.Tensor, datasets: list[str],
     """Zero-shot label of each image by the CLIP in ``clip_dir``, over the label strings of the image's dataset."""
     from transformers import CLIPImageProcessor, CLIPModel, CLIPTokenizer
 
-    from sonic.evaluation.clip_scores import zero_shot
-    from sonic.registry import Clip
+    from sonic.metrics.clip_scores import zero_shot
+    from sonic.models.registry import Clip
 
     clip = Clip(CLIPModel.from_pretrained(clip_dir).eval(), CLIPTokenizer.from_pretrained(clip_dir),
                 CLIPImageProcessor.from_pretrained(clip_dir))
@@ -778,13 +766,13 @@ def build_sd(train_pairs: list[Pair], val_pairs: list[Pair], clip_dir: str | Pat
     return quality
 
 
-def main(manifests: list[str], out_dir: str, clip_dir: str, seed: int = 0, steps: int | None = None,
-         threads: int | None = None, unet_config: str | Path | None = None, evaluate: bool = True) -> dict:
+def main(manifests: list[str], out_dir: str, clip_dir: str, unet_config: str | Path, seed: int = 0,
+         steps: int | None = None, threads: int | None = None, evaluate: bool = True) -> dict:
     """Build the miniature SD folder from the train split of ``manifests`` and the CLIP in ``clip_dir``.
 
     ``steps``: UNet training steps; the VAE's steps scale with them (same ratio as the defaults).
     ``threads``: torch's CPU thread count (the rule's ``threads:``); ``None`` leaves torch's setting alone.
-    ``unet_config``: the UNet architecture JSON (``models.unet_config``); default the demo architecture.
+    ``unet_config``: the UNet architecture JSON (``models.unet_config``).
     ``evaluate``: False skips the text-to-image check (``pretrain.evaluate``; the smoke size turns it off).
     """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -797,7 +785,7 @@ def main(manifests: list[str], out_dir: str, clip_dir: str, seed: int = 0, steps
                            warmup_steps=min(settings.warmup_steps, max(1, steps // 10)))
     if not evaluate:
         settings = replace(settings, eval_seeds=0)
-    architecture = json.loads(Path(unet_config or DEMO_UNET_CONFIG).read_text())
+    architecture = json.loads(Path(unet_config).read_text())
     train = load_pairs(manifests, ("train",))
     val = load_pairs(manifests, ("val",))
     return build_sd(train, val, clip_dir, out_dir, architecture, settings)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from sonic.pretrain.captions import brightness_word, class_phrase, reference_caption
+from sonic.demo.pretrain.captions import brightness_word, class_phrase, reference_caption
 
 
 @pytest.mark.parametrize(("label", "phrase"), [

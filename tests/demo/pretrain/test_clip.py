@@ -11,9 +11,9 @@ from PIL import Image
 from safetensors.torch import load_file
 from transformers import CLIPImageProcessor, CLIPModel, CLIPTextModel, CLIPTokenizer
 
-from sonic import registry
+from sonic.models import registry
 from sonic.config import from_dict
-from sonic.pretrain.clip import ClipSettings, _multi_positive_loss, build_tokenizer, train_clip
+from sonic.demo.pretrain.clip import ClipSettings, _multi_positive_loss, build_tokenizer, train_clip
 from tests.tiny import square_pairs, tiny_config_dict
 
 TINY = ClipSettings(

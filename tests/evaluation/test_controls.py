@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from sonic.editing.controls import control_embeddings, figure10, gate_norms, record_gate_norms, save_gate_norms
+from sonic.evaluation.controls import control_embeddings, figure10, gate_norms, record_gate_norms, save_gate_norms
 from tests.editing.conftest import audio_embeds
 from tests.tiny import AUDIO_DIM
 

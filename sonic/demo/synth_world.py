@@ -12,7 +12,7 @@ Within a class three continuous factors drive both picture and sound (the coupli
   crackles, drops, bubbles, footsteps, sung notes) and the number of drawn elements (scuffs, sparks, streaks,
   bubbles, footprints, note dots).
 
-Scenes are :class:`~sonic.data.synth_signal.Scene` objects; sounds are float64 arrays, normalised to ``db`` by
+Scenes are :class:`~sonic.demo.synth_signal.Scene` objects; sounds are float64 arrays, normalised to ``db`` by
 the caller.
 """
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sonic.data import synth_signal as s
+from sonic.demo import synth_signal as s
 
 LOUDNESS_DB = (-36.0, -16.0)  # clip RMS range in dBFS
 GAIN_RANGE = (0.5, 1.1)  # luminance gain at the quietest and loudest clip

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from sonic.data.tables import read_csv
-from sonic.pretrain.captions import reference_caption
+from sonic.demo.pretrain.captions import reference_caption
 
 
 @dataclass(frozen=True)

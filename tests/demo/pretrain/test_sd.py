@@ -15,8 +15,8 @@ from sonic.config import from_dict
 from sonic.models.adapters import install_adapters
 from sonic.models.pipeline import SonicPipeline
 from sonic.models.projector import AudioProjector, ProjectorConfig
-from sonic.pretrain import sd
-from sonic.registry import load_stable_diffusion
+from sonic.demo.pretrain import sd
+from sonic.models.registry import load_stable_diffusion
 from tests.tiny import AUDIO_DIM, CROSS_DIM, square_pairs, tiny_config_dict, write_clip_folder
 
 TINY = sd.SdSettings(
@@ -57,8 +57,7 @@ def test_folder_loads_through_the_registry_and_generates(built):
     torch.manual_seed(0)
     projector = AudioProjector(ProjectorConfig(audio_dim=AUDIO_DIM, num_tokens=5, token_dim=CROSS_DIM, num_heads=2,
                                                attn_dim=16)).eval()
-    pipe = SonicPipeline(parts.unet, parts.vae, parts.text_encoder, parts.tokenizer, parts.scheduler, projector,
-                         adapters)
+    pipe = SonicPipeline.from_sd(parts, projector=projector, adapters=adapters)
     images = pipe(torch.randn(1, AUDIO_DIM), prompt="a photo of a red square", seeds=[0], num_inference_steps=2,
                   progress=False)
     assert images.shape == (1, 3, 32, 32)  # sample_size 8 x VAE factor 4

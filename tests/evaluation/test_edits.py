@@ -11,7 +11,7 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from sonic import config as config_mod
-from sonic.editing.runs import edit_run, source_images, structure_scores
+from sonic.evaluation.edits import edit_run, source_images, structure_scores
 from sonic.evaluation.runs import collect_folder, eval_jobs
 from tests.tiny import AUDIO_DIM, tiny_config_dict, write_clip_folder, write_sd_folder
 
@@ -44,8 +44,8 @@ def world(tmp_path_factory):
     from sonic.models.adapters import install_adapters
     from sonic.models.io import save_weights
     from sonic.models.projector import AudioProjector
-    from sonic.params import projector_config
-    from sonic.registry import load_stable_diffusion
+    from sonic.models.params import projector_config
+    from sonic.models.registry import load_stable_diffusion
 
     torch.manual_seed(0)
     unet = load_stable_diffusion(cfg).unet
@@ -80,7 +80,7 @@ def test_edit_runs_share_one_inversion_per_source(world, tmp_path):
     assert -1 <= s["source_similarity"] <= 1 and 0 <= s["source_AIC"] <= 1
     assert -1 <= s["other_edge_ssim"] <= 1 and -1 <= s["edge_ssim"] <= 1
 
-    pnp = edit_run(cfg, "PnP", str(root / "weights"), *args, tmp_path / "pnp", cache)
+    pnp = edit_run(cfg, "PnP", str(root / "no_weights"), *args, tmp_path / "pnp", cache)  # the base SD alone
     s = json.loads((tmp_path / "pnp" / "structure.json").read_text())
     assert s["inversion_cache"] == {"hits": 2, "misses": 0}  # the same inversions, reused by another method
     assert set(pnp["method"]) == {"PnP"}
@@ -94,7 +94,7 @@ def test_edit_runs_share_one_inversion_per_source(world, tmp_path):
 
 def test_structure_scores_of_unchanged_sources(world):
     """Edits that are their sources: edge SSIM 1 and CLIP similarity 1 to the own source, less to the others."""
-    from sonic import registry
+    from sonic.models import registry
     from sonic.images import load_images
 
     root, cfg, manifest = world

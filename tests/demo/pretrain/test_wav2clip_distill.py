@@ -6,11 +6,11 @@ import torch
 from PIL import Image
 from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
 
-from sonic import registry
+from sonic.models import registry
 from sonic.config import from_dict
 from sonic.models.wav2clip import Wav2ClipConfig, load_wav2clip
-from sonic.pretrain.data import Pair
-from sonic.pretrain.wav2clip import Wav2ClipSettings, train_wav2clip
+from sonic.demo.pretrain.data import Pair
+from sonic.demo.pretrain.wav2clip import Wav2ClipSettings, train_wav2clip
 from tests.tiny import tiny_config_dict
 
 

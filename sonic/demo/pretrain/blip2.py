@@ -39,9 +39,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from sonic.features import caption_frames
-from sonic.pretrain.captions import BRIGHTNESS_WORDS, class_phrase
-from sonic.pretrain.data import Pair, balanced_weights, load_pairs, warmup_cosine
+from sonic.data.features import caption_frames
+from sonic.demo.pretrain.captions import BRIGHTNESS_WORDS, class_phrase
+from sonic.demo.pretrain.data import Pair, balanced_weights, load_pairs, warmup_cosine
 
 OPT_SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")  # OPT's ids 0..3
 BOS = EOS = UNK = "</s>"

@@ -19,7 +19,7 @@ from PIL import Image
 
 from sonic.audio import load_audio
 from sonic.models.wav2clip import Wav2Clip, Wav2ClipConfig, save_wav2clip
-from sonic.pretrain.data import Pair, load_pairs
+from sonic.demo.pretrain.data import Pair, load_pairs
 
 log = logging.getLogger(__name__)
 

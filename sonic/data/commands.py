@@ -1,0 +1,71 @@
+"""``sonic data`` (index a dataset, extract a shard, build the manifest) and ``sonic features`` (the per-dataset
+caches: CLAP embeddings, BLIP-2 captions of the training frames)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from sonic import config
+
+
+def run_data(args: argparse.Namespace) -> int:
+    from sonic.data import run
+
+    cfg = config.from_args(args)
+    if args.step == "index":
+        run.run_index(cfg, args.dataset, Path(args.videos), Path(args.rejects))
+    elif args.step == "extract":
+        run.run_extract(cfg, args.dataset, Path(args.videos), args.shard, args.shards, Path(args.out))
+    else:
+        run.run_manifest(cfg, args.dataset, [Path(d) for d in args.shard_dirs], Path(args.index_rejects),
+                         Path(args.out), Path(args.rejects))
+    return 0
+
+
+def run_features(args: argparse.Namespace) -> int:
+    from sonic.data import features
+    from sonic.models import registry
+
+    cfg = config.from_args(args)
+    if args.kind == "clap":
+        if not args.index:
+            raise SystemExit("sonic features clap: --index is required")
+        encoder = registry.load_audio_encoder(cfg)
+        features.compute_clap_cache(encoder, args.manifest, args.out, args.index, batch_size=args.batch_size,
+                                    encoder_name=str(cfg.models.clap))
+    else:
+        model, processor = registry.load_blip2(cfg)
+        features.compute_captions(model, processor, args.manifest, args.out, batch_size=args.batch_size)
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("data", help="data preparation: index a dataset, extract a shard, build the manifest")
+    steps = p.add_subparsers(dest="step", required=True, metavar="<step>")
+    q = steps.add_parser("index", help="native layout -> table of source videos + rejects")
+    q.add_argument("--videos", required=True, help="output CSV of usable videos")
+    q.add_argument("--rejects", required=True, help="output CSV of skipped files with reasons")
+    q = steps.add_parser("extract", help="frames + audio clips for one shard of the videos")
+    q.add_argument("--videos", required=True)
+    q.add_argument("--shard", type=int, required=True)
+    q.add_argument("--shards", type=int, required=True)
+    q.add_argument("--out", required=True, help="shard folder (clips.csv, rejects.csv, frames/, audio/)")
+    q = steps.add_parser("manifest", help="merge shards; stratified 90/10 split and evaluation subset")
+    q.add_argument("--shard-dirs", nargs="+", required=True)
+    q.add_argument("--index-rejects", required=True)
+    q.add_argument("--out", required=True, help="manifest CSV")
+    q.add_argument("--rejects", required=True, help="rejects CSV (index + extraction)")
+    for q in steps.choices.values():
+        config.add_arguments(q)
+        q.add_argument("--dataset", required=True)
+    p.set_defaults(func=run_data)
+
+    p = sub.add_parser("features", help="per-dataset caches: CLAP embeddings, BLIP-2 captions of training frames")
+    p.add_argument("kind", choices=["clap", "captions"])
+    config.add_arguments(p)
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--out", required=True, help="clap: safetensors (N, d) in manifest order; captions: CSV")
+    p.add_argument("--index", help="clap: CSV row -> clip_id")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.set_defaults(func=run_features)

@@ -1,0 +1,75 @@
+"""``sonic synth`` and ``sonic pretrain``: the demo profile's synthetic world and miniature pretrained models."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+from pathlib import Path
+
+from sonic import config
+
+log = logging.getLogger(__name__)
+
+# What each miniature model reads beyond its manifests, seed and steps: cfg -> keyword arguments of its ``main``.
+PRETRAIN_INPUTS = {
+    "clip": lambda cfg, args: {"threads": args.threads},
+    "clap": lambda cfg, args: {},
+    "blip2": lambda cfg, args: {},
+    "wav2clip": lambda cfg, args: {"threads": args.threads, "clip_dir": cfg.models.require("clip_ais")},
+    "sd": lambda cfg, args: {"threads": args.threads, "clip_dir": cfg.models.require("clip_ais"),
+                             "unet_config": cfg.models.require("unet_config"), "evaluate": cfg.pretrain.evaluate},
+}
+
+
+def run_synth(args: argparse.Namespace) -> int:
+    from sonic.demo import synth
+
+    cfg = config.from_args(args)
+    size = args.size or cfg.data.synth.size
+    if size is None:
+        raise config.ConfigError(f"{cfg.source}: data.synth.size is null (real data); pass --size to synthesise")
+    spec = cfg.data.dataset(args.dataset)
+    out = Path(args.out)
+    writers = {
+        "greatest_hits": [synth.synth_greatest_hits],
+        "landscape": [synth.synth_landscape] + ([synth.synth_into_the_wild] if spec.get("into_the_wild") else []),
+        "ravdess": [synth.synth_ravdess],
+    }[spec["format"]]
+    workers = args.threads or 1
+    roots = [write(out, size=size, seed=cfg.seed, workers=workers) for write in writers]
+    log.info("wrote %s (%s size)", ", ".join(map(str, roots)), size)
+    if args.bad_inputs or cfg.data.synth.bad_inputs:
+        for path, kind in synth.synth_bad_inputs(roots[0], spec["format"], seed=cfg.seed, workers=workers):
+            log.info("bad input (%s): %s", kind, path)
+    return 0
+
+
+def run_pretrain(args: argparse.Namespace) -> int:
+    """Train one miniature model of the demo profile on the synthetic world's manifests."""
+    cfg = config.from_args(args)
+    module = importlib.import_module(f"sonic.demo.pretrain.{args.model}")
+    steps = args.steps or cfg.pretrain.steps.get(args.model)
+    quality = module.main(args.manifests, args.out, seed=cfg.seed, steps=steps,
+                          **PRETRAIN_INPUTS[args.model](cfg, args))
+    print(json.dumps(quality, indent=2))
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("synth", help="write a synthetic dataset in its native on-disk format (demo profile)")
+    config.add_arguments(p)
+    p.add_argument("--dataset", required=True, help="dataset name from data.datasets")
+    p.add_argument("--size", choices=["smoke", "demo"], help="default: data.synth.size")
+    p.add_argument("--bad-inputs", action="store_true", help="also write corrupt and edge-case files")
+    p.add_argument("--out", required=True, help="root folder; the native layout is written inside")
+    p.set_defaults(func=run_synth)
+
+    p = sub.add_parser("pretrain", help="train a miniature pretrained model on the synthetic world (demo)")
+    p.add_argument("model", choices=sorted(PRETRAIN_INPUTS))
+    config.add_arguments(p)
+    p.add_argument("--manifests", nargs="+", required=True)
+    p.add_argument("--out", required=True, help="model folder (save_pretrained layout) or file (wav2clip)")
+    p.add_argument("--steps", type=int, help="training steps (default: pretrain.steps.<model> or the model's own)")
+    p.set_defaults(func=run_pretrain)

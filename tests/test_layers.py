@@ -1,0 +1,110 @@
+"""The package's layering: no import cycle between the sub-packages of ``sonic`` (imports inside functions count),
+and no private name imported from another module."""
+
+import ast
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def modules() -> dict[str, Path]:
+    out = {}
+    for path in (ROOT / "sonic").rglob("*.py"):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return out
+
+
+def imports(module: str, path: Path) -> list[tuple[str, list[str]]]:
+    """(imported module, imported names) of every import statement in the file, at any depth."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out.extend((a.name, []) for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                name = ".".join(base + ([node.module] if node.module else []))
+            else:
+                name = node.module
+            out.append((name, [a.name for a in node.names]))
+    return out
+
+
+def unit(module: str) -> str:
+    """The sub-package (or top-level module) a module belongs to: ``sonic.models.pipeline`` -> ``sonic.models``."""
+    return ".".join(module.split(".")[:2])
+
+
+def dependency_graph() -> dict[str, set[str]]:
+    mods = modules()
+    graph = defaultdict(set)
+    for module, path in mods.items():
+        for name, names in imports(module, path):
+            targets = [f"{name}.{n}" for n in names if f"{name}.{n}" in mods] or [name]
+            for target in targets:
+                if target.split(".")[0] == "sonic" and target != "sonic" and unit(target) != unit(module):
+                    graph[unit(module)].add(unit(target))
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one member (Tarjan)."""
+    index, low, stack, on_stack, out = {}, {}, [], set(), []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                out.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_cycle_between_sub_packages():
+    graph = dependency_graph()
+    assert graph["sonic.evaluation"], "the graph is empty: the import walk is broken"
+    found = cycles(graph)
+    detail = {u: sorted(graph[u] & set(c)) for c in found for u in c}
+    assert not found, f"import cycles between sub-packages: {found}; edges inside them: {detail}"
+
+
+def test_no_private_name_crosses_a_module():
+    mods = modules()
+    crossing = [f"{module} imports {name}.{n}" for module, path in mods.items() for name, names in imports(module, path)
+                if name.startswith("sonic") for n in names if n.startswith("_") and not n.startswith("__")]
+    assert not crossing, crossing
+
+
+def test_the_leaves_import_nothing_above_them():
+    """metrics, models and config sit at the bottom: they import no stage of the pipeline."""
+    graph = dependency_graph()
+    stages = {"sonic.data", "sonic.training", "sonic.evaluation", "sonic.editing", "sonic.competitors", "sonic.demo",
+              "sonic.cli"}
+    for leaf in ("sonic.metrics", "sonic.models", "sonic.config", "sonic.methods", "sonic.variants"):
+        assert not graph.get(leaf, set()) & stages, (leaf, sorted(graph.get(leaf, set()) & stages))
