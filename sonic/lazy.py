@@ -7,12 +7,14 @@ import importlib
 from collections.abc import Callable
 
 
-def lazy_attributes(package: str, names: dict[str, str]) -> Callable[[str], object]:
-    """The module ``__getattr__`` of ``package`` that imports ``names[name]`` (a module) for ``name``."""
+def lazy_attributes(package: str, modules: dict[str, tuple[str, ...]]) -> Callable[[str], object]:
+    """The module ``__getattr__`` of ``package``: each name of ``modules[module]`` is imported from ``module`` on
+    first use."""
+    owner = {name: module for module, names in modules.items() for name in names}
 
     def __getattr__(name: str):
-        if name not in names:
+        if name not in owner:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        return getattr(importlib.import_module(names[name]), name)
+        return getattr(importlib.import_module(owner[name]), name)
 
     return __getattr__

@@ -7,20 +7,13 @@ CLI builds together) does not pay for importing torch and diffusers.
 from sonic.lazy import lazy_attributes
 
 _LAZY = {
-    "Inversion": "sonic.editing.inversion",
-    "InversionCache": "sonic.editing.inversion",
-    "ddim_invert": "sonic.editing.inversion",
-    "invert": "sonic.editing.inversion",
-    "model_identity": "sonic.editing.inversion",
-    "reconstruct": "sonic.editing.inversion",
-    "reconstruction_error": "sonic.editing.inversion",
-    "PnPConfig": "sonic.editing.pnp",
-    "PnPController": "sonic.editing.pnp",
-    "edit": "sonic.editing.pnp",
-    "edit_latents": "sonic.editing.pnp",
+    "sonic.editing.inversion": (
+        "Inversion", "InversionCache", "ddim_invert", "invert", "model_identity", "reconstruct", "reconstruction_error",
+    ),
+    "sonic.editing.pnp": ("PnPConfig", "PnPController", "edit", "edit_latents"),
 }
 
-__all__ = sorted(_LAZY)
+__all__ = sorted(name for names in _LAZY.values() for name in names)
 
 
 __getattr__ = lazy_attributes(__name__, _LAZY)

@@ -2,27 +2,32 @@
 
 ``scores`` holds the model-free definitions on embeddings and predictions, ``models`` embeds images and audio
 with the evaluation CLIPs and Wav2CLIP and scores them, ``fid`` wraps torchmetrics' FID with a pluggable
-feature network, ``clip_scores`` the CLIP features and zero-shot labels the quality checks share. The names
-below resolve on first use, so a training job that imports ``clip_scores`` does not import torchmetrics.
+feature network, ``clip_scores`` the CLIP features and zero-shot labels the quality checks share
+(torchmetrics is imported by the functions that use it).
 """
 
-from sonic.lazy import lazy_attributes
+from sonic.metrics.fid import ClipImageFeatures, fid
+from sonic.metrics.models import aic, ais, iis, wav2clip_features
+from sonic.metrics.scores import (
+    aic_from_predictions,
+    ais_from_embeddings,
+    ais_per_image,
+    iis_from_embeddings,
+    iis_per_image,
+    win_rates,
+)
 
-_LAZY = {
-    "ClipImageFeatures": "sonic.metrics.fid",
-    "fid": "sonic.metrics.fid",
-    "aic": "sonic.metrics.models",
-    "ais": "sonic.metrics.models",
-    "iis": "sonic.metrics.models",
-    "wav2clip_features": "sonic.metrics.models",
-    "aic_from_predictions": "sonic.metrics.scores",
-    "ais_from_embeddings": "sonic.metrics.scores",
-    "ais_per_image": "sonic.metrics.scores",
-    "iis_from_embeddings": "sonic.metrics.scores",
-    "iis_per_image": "sonic.metrics.scores",
-    "win_rates": "sonic.metrics.scores",
-}
-
-__all__ = sorted(_LAZY)
-
-__getattr__ = lazy_attributes(__name__, _LAZY)
+__all__ = [
+    "ClipImageFeatures",
+    "aic",
+    "aic_from_predictions",
+    "ais",
+    "ais_from_embeddings",
+    "ais_per_image",
+    "fid",
+    "iis",
+    "iis_from_embeddings",
+    "iis_per_image",
+    "wav2clip_features",
+    "win_rates",
+]

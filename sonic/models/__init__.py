@@ -7,16 +7,13 @@ does not pay for importing diffusers.
 from sonic.lazy import lazy_attributes
 
 _LAZY = {
-    "PRESETS": "sonic.models.adapters",
-    "AudioAdapters": "sonic.models.adapters",
-    "cross_attention_layers": "sonic.models.adapters",
-    "find_adapters": "sonic.models.adapters",
-    "install_adapters": "sonic.models.adapters",
-    "AudioProjector": "sonic.models.projector",
-    "ProjectorConfig": "sonic.models.projector",
+    "sonic.models.adapters": (
+        "PRESETS", "AudioAdapters", "cross_attention_layers", "find_adapters", "install_adapters",
+    ),
+    "sonic.models.projector": ("AudioProjector", "ProjectorConfig"),
 }
 
-__all__ = sorted(_LAZY)
+__all__ = sorted(name for names in _LAZY.values() for name in names)
 
 
 __getattr__ = lazy_attributes(__name__, _LAZY)

@@ -174,33 +174,17 @@ class FrozenSDSampler:
         return latents
 
     @torch.no_grad()
-    def sample(
-        self,
-        seeds: Sequence[int],
-        uncond: Conditioning,
-        cond: Conditioning,
-        num_inference_steps: int,
-        guidance_scale: float,
-        height: int | None = None,
-        width: int | None = None,
-    ) -> torch.Tensor:
+    def sample(self, seeds: Sequence[int], uncond: Conditioning, cond: Conditioning, num_inference_steps: int,
+               guidance_scale: float, height: int | None = None, width: int | None = None) -> torch.Tensor:
         """Images (B, 3, H, W) in [0, 1]: item b denoised from the starting noise of ``seeds[b]``."""
         latents = self.start_latents(seeds, self.latent_shape(height, width))
         return self.decode(self.denoise(latents, uncond, cond, num_inference_steps, guidance_scale))
 
     @torch.no_grad()
-    def generate(
-        self,
-        audio_embeds: torch.Tensor,
-        conditions: Callable[[torch.Tensor], tuple[Conditioning, Conditioning]],
-        seeds: Sequence[int],
-        num_inference_steps: int,
-        guidance_scale: float,
-        height: int | None,
-        width: int | None,
-        batch_size: int,
-        progress: bool,
-    ) -> torch.Tensor:
+    def generate(self, audio_embeds: torch.Tensor,
+                 conditions: Callable[[torch.Tensor], tuple[Conditioning, Conditioning]], seeds: Sequence[int],
+                 num_inference_steps: int, guidance_scale: float, height: int | None, width: int | None,
+                 batch_size: int, progress: bool) -> torch.Tensor:
         """Images (N * S, 3, H, W) in [0, 1] for N audio embeddings (N, d) x S seeds, audio-major, ``batch_size``
         images per batch; ``conditions(embeds)`` gives the (unconditional, conditional) pair of a batch's
         embeddings."""
