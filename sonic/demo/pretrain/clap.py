@@ -59,10 +59,7 @@ class ClapRecipe:
     max_text_tokens: int = 62  # tokenizer limit; position table has 2 more rows (RoBERTa offsets by pad id + 1)
     projection_dim: int = 128
     # training
-    # 900: at 150 steps the sung emotions of RAVDESS stayed entangled (leave-one-out nearest-class-mean accuracy of
-    # the train + val embeddings 0.50; 300: 0.60, 450: 0.73, 600: 0.81, 900: 0.92; Landscape 0.87 -> 0.99), and
-    # SonicDiffusion's RAVDESS AIC was at chance (0.18) on the 150-step audio features, 0.55 on the 900-step ones
-    # (everything else equal)
+    # 900: fewer leave RAVDESS's sung emotions entangled (README, "Miniature pretrained models")
     steps: int = 900
     batch_size: int = 64
     lr: float = 2e-3

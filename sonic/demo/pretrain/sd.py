@@ -1,6 +1,6 @@
-"""Miniature Stable Diffusion 1.x for the demo profile (README, Miniature pretrained models): a VAE and an
-SD-1.x-shaped UNet trained
-text-to-image on the synthetic world's (frame, caption) pairs, beside the miniature CLIP's frozen text tower.
+"""Miniature Stable Diffusion 1.x for the demo profile: a VAE and an SD-1.x-shaped UNet trained text-to-image on
+the synthetic world's (frame, caption) pairs, beside the miniature CLIP's frozen text tower. The measurements
+behind each choice: README, "Miniature pretrained models".
 
 The output is a Stable Diffusion folder (``unet/ vae/ text_encoder/ tokenizer/ scheduler/``, each a diffusers or
 transformers ``save_pretrained`` folder) that :func:`sonic.models.registry.load_stable_diffusion` reads exactly as it
@@ -14,22 +14,18 @@ reads SD-1.4. Recipe, each choice a :class:`SdSettings` field or written here:
   (:func:`fix_posterior_std`), so a posterior sample is close to its mean, as with SD's VAE.
 * **UNet**: an SD-1.x-shaped ``UNet2DConditionModel`` from the given architecture JSON (SD-1.4's block types and
   counts, so layer numbering and Plug-and-Play indices hold; heads 1, 2, 4, 4, i.e. one head width of 32 at every
-  level, as SD-2.x keeps its head width constant: four heads everywhere left 8-wide heads over the 16x16 latent,
-  where CPU attention took 43 % of a stage-2 step) under SD-1.x's ``scaled_linear`` schedule
+  level, as SD-2.x keeps its head width constant) under SD-1.x's ``scaled_linear`` schedule
   (0.00085 .. 0.012, 1000 steps), with Min-SNR-gamma loss weights (Hang et al. 2023) for faster convergence.
   **Deviation: it predicts v** (Salimans & Ho 2022, as SD-2.x does; ``prediction_type`` in the scheduler config,
   which the pipeline and stage 2 follow) instead of SD-1.x's epsilon. With a few hundred CPU steps an epsilon
   model's error at high noise is multiplied by ``1 / sqrt(alpha_bar)`` (~15 at t = 999) in its x0 estimate and
-  the sampler ends in noise: at equal budget the miniature CLIP recognised 36 % of epsilon-model generations
-  and 69 % of v-model ones (``prediction_type="epsilon"`` restores SD-1.x's parameterisation).
+  the sampler ends in noise (``prediction_type="epsilon"`` restores SD-1.x's parameterisation).
   Texts: the reference caption, or with small probabilities the class phrase ("a landscape with thunder") or the
   raw label ("thunder", the text prompt of the editing baselines), or the empty prompt with probability
   ``empty_prob`` (classifier-free guidance, Ho & Salimans 2022). Clips are drawn with weights
   ``count(label) ** -balance_power`` so that one-clip Into-the-Wild tags are learnt too.
 * **Latent scale**: ``scaling_factor`` makes the UNet's latents std ``latent_std`` = 0.56 rather than SD's ~1 — a
-  shift of the noise schedule towards noise (as SD-3 shifts it for larger images) that helped the short CPU
-  training: at equal budget the miniature CLIP recognised 77 % (caption prompts) / 73 % (class phrases) of the
-  generations at std 0.56 and 71 % / 54 % at std 1.
+  shift of the noise schedule towards noise (as SD-3 shifts it for larger images) for the short CPU training.
 * **Latents once**: the VAE encodes every training frame once before UNet training, in ``latent_variants``
   versions (the full frame, its mirror image, and random crops of ``crop_scale`` of the side, each mirrored at
   random); the UNet trains on the posterior means of these variants.
