@@ -34,6 +34,7 @@ import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
+from sonic.config import EditingConfig
 from sonic.editing.inversion import Inversion, InversionCache, invert
 from sonic.models.adapters import cross_attention_layers
 from sonic.models.pipeline import adapter_beta
@@ -47,6 +48,9 @@ DECODER_QK_LAYERS = tuple(f"up{i}" for i in range(4, 12))
 SOURCE_BRANCHES = ("base", "null_audio")
 
 
+_EDITING = EditingConfig()  # the config's defaults of the injection (one place: sonic.config)
+
+
 @dataclass(frozen=True)
 class PnPConfig:
     """Injection schedule and sites. ``resnets``: (up block, resnet) indices, or paper decoder layer numbers
@@ -54,11 +58,11 @@ class PnPConfig:
     "residual blocks 4-6" is ``(4, 5, 6)``). ``source_branch``: ``"base"`` (adapters off, paper §3.5) or
     ``"null_audio"`` (the adapted UNet with the null audio, the authors' ``pnp.py``)."""
 
-    f_t: float = 0.8
-    attn_t: float = 0.5
-    resnets: tuple[int | tuple[int, int], ...] = ((1, 1),)
+    f_t: float = _EDITING.f_t
+    attn_t: float = _EDITING.attn_t
+    resnets: tuple[int | tuple[int, int], ...] = ((1, 1),)  # editing.resnets: null
     attn_layers: tuple[str, ...] = DECODER_QK_LAYERS
-    source_branch: str = "base"
+    source_branch: str = _EDITING.source_branch
 
     def __post_init__(self) -> None:
         for name in ("f_t", "attn_t"):

@@ -32,20 +32,25 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
+from sonic.config import TrainingConfig
+
 log = logging.getLogger(__name__)
 
 CHECKPOINT_PREFIX = "checkpoint-"
 STATE_FILE = "state.json"  # written last: a checkpoint without it is incomplete and ignored
 
 
+_TRAINING = TrainingConfig()  # the config's defaults of the loop settings (one place: sonic.config)
+
+
 @dataclass(frozen=True)
 class LoopSettings:
     steps: int
     seed: int = 0
-    checkpoint_every: int = 100
-    checkpoints_total_limit: int | None = 2
-    mixed_precision: str = "no"  # no | fp16 | bf16
-    max_grad_norm: float | None = 1.0
+    checkpoint_every: int = _TRAINING.checkpoint_every
+    checkpoints_total_limit: int | None = _TRAINING.checkpoints_total_limit
+    mixed_precision: str = _TRAINING.mixed_precision  # no | fp16 | bf16
+    max_grad_norm: float | None = _TRAINING.max_grad_norm
     progress: bool = True
 
     def __post_init__(self) -> None:
