@@ -149,6 +149,13 @@ TABLE1_METHODS = list(TABLE1_TRAINED) + EXTERNAL_METHODS
 ABLATION_TABLES = list(ABLATION_VARIANTS)
 ABLATION_DATASETS = list(EVALUATION.ablation_datasets or DATASETS)
 PAPER_TABLES = ["--paper", EVALUATION.paper_tables] if EVALUATION.paper_tables else []
+# the table commands' paired comparisons use the scores' bootstrap settings
+INTERVALS = [
+    "--bootstrap-samples",
+    EVALUATION.bootstrap_samples,
+    "--interval-level",
+    EVALUATION.interval_level,
+]
 OWN_METHODS = {sonic_method(v): v for v in VARIANTS}
 # the variants' methods generated and scored one job each (Table 1's methods share one job per dataset)
 ABLATION_METHODS = [m for m in OWN_METHODS if m not in TABLE1_TRAINED]
@@ -187,12 +194,16 @@ def method_images(wildcards):
     return images_of(wildcards.method, wildcards.dataset)
 
 
-def ablation_scores(wildcards):
+def ablation_scores(wildcards, output="scores"):
     return expand(
-        rules.score.output.scores,
+        getattr(rules.score.output, output),
         method=[sonic_method(v) for v in ABLATION_VARIANTS[wildcards.table]],
         dataset=ABLATION_DATASETS,
     )
+
+
+def ablation_per_image(wildcards):
+    return ablation_scores(wildcards, "per_image")
 
 
 # Editing (paper §3.5): Table 2's methods (sonic.methods.EDIT_METHODS); PnP edits with the class label on the

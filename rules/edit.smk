@@ -91,6 +91,8 @@ rule score_edit:  # all methods of a dataset in one job (one process: imports an
             "models.clip_eval",
             "models.fid_features",
             "generation.resolution",
+            "evaluation.bootstrap_samples",
+            "evaluation.interval_level",
         ),
         sources=EDITING.num_sources,
         methods=EDIT_METHODS,
@@ -105,6 +107,11 @@ rule table2:
     input:
         scores=expand(
             results("scores_edit", "{edit_method}", "{dataset}.json"),
+            edit_method=EDIT_METHODS,
+            dataset=EDIT_DATASETS,
+        ),
+        per_image=expand(
+            results("scores_edit", "{edit_method}", "{dataset}_images.csv"),
             edit_method=EDIT_METHODS,
             dataset=EDIT_DATASETS,
         ),
@@ -123,9 +130,11 @@ rule table2:
         "../envs/evaluate.yaml"
     params:
         paper=PAPER_TABLES,
+        intervals=INTERVALS,
     shell:
-        "sonic evaluate table table2 --scores {input.scores:q} --out {output.csv:q} "
-        "--markdown {output.md:q} {params.paper:q} --title 'Table 2: editing' > {log:q} 2>&1"
+        "sonic evaluate table table2 --scores {input.scores:q} --per-image {input.per_image:q} "
+        "{params.intervals:q} --out {output.csv:q} --markdown {output.md:q} {params.paper:q} "
+        "--title 'Table 2: editing' > {log:q} 2>&1"
 
 
 rule edit_figures:

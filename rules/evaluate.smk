@@ -174,6 +174,8 @@ rule score:
             "models.fid_features",
             "generation.resolution",
             "evaluation.seeds",
+            "evaluation.bootstrap_samples",
+            "evaluation.interval_level",
         ),
     shell:
         "sonic evaluate score --settings {params.settings:q} --method {wildcards.method:q} "
@@ -211,6 +213,8 @@ rule score_table1:
             "models.fid_features",
             "generation.resolution",
             "evaluation.seeds",
+            "evaluation.bootstrap_samples",
+            "evaluation.interval_level",
         ),
         methods=TABLE1_METHODS,
     shell:
@@ -225,6 +229,9 @@ rule table1:
         scores=expand(
             rules.score.output.scores, method=TABLE1_METHODS, dataset=DATASETS
         ),
+        per_image=expand(
+            rules.score.output.per_image, method=TABLE1_METHODS, dataset=DATASETS
+        ),
     output:
         csv=report(
             results("table1.csv"),
@@ -238,14 +245,17 @@ rule table1:
         "../envs/evaluate.yaml"
     params:
         paper=PAPER_TABLES,
+        intervals=INTERVALS,
     shell:
-        "sonic evaluate table table1 --scores {input.scores:q} --out {output.csv:q} "
-        "--markdown {output.md:q} {params.paper:q} --title 'Table 1: generation' > {log:q} 2>&1"
+        "sonic evaluate table table1 --scores {input.scores:q} --per-image {input.per_image:q} "
+        "{params.intervals:q} --out {output.csv:q} --markdown {output.md:q} {params.paper:q} "
+        "--title 'Table 1: generation' > {log:q} 2>&1"
 
 
 rule ablation_table:
     input:
         scores=ablation_scores,
+        per_image=ablation_per_image,
     output:
         csv=report(
             results("{table}.csv"),
@@ -261,9 +271,11 @@ rule ablation_table:
         "../envs/evaluate.yaml"
     params:
         paper=PAPER_TABLES,
+        intervals=INTERVALS,
     shell:
-        "sonic evaluate table {wildcards.table:q} --scores {input.scores:q} --out {output.csv:q} "
-        "--markdown {output.md:q} {params.paper:q} --title {wildcards.table:q} > {log:q} 2>&1"
+        "sonic evaluate table {wildcards.table:q} --scores {input.scores:q} --per-image {input.per_image:q} "
+        "{params.intervals:q} --out {output.csv:q} --markdown {output.md:q} {params.paper:q} "
+        "--title {wildcards.table:q} > {log:q} 2>&1"
 
 
 rule ablations:

@@ -189,6 +189,8 @@ class EvaluationConfig:
     ablation_datasets: tuple[str, ...] | None = None  # None = every dataset
     paper_tables: str | None = None
     external: dict | None = None  # {root, methods}
+    bootstrap_samples: int = 2000  # resamplings of the evaluation clips behind each interval
+    interval_level: float = 0.95
 
 
 @dataclass(frozen=True)

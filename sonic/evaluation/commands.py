@@ -100,10 +100,11 @@ def invert(cfg: Config, manifest: str, out: str) -> None:
     invert_sources(cfg, source_images(manifest, cfg.editing.sources, cfg.editing.num_sources), out)
 
 
-def table(kind: str, scores: list[str], out_csv: str, out_md: str, paper: str | None, title: str = "") -> None:
+def table(kind: str, scores: list[str], out_csv: str, out_md: str, paper: str | None, title: str = "",
+          per_image: list[str] | None = None, samples: int = 2000, level: float = 0.95) -> None:
     from sonic.evaluation.tables import write_table
 
-    write_table(scores, kind, out_csv, out_md, paper, title)
+    write_table(scores, kind, out_csv, out_md, paper, title, per_image, samples, level)
 
 
 def figures(cfg: Config, weights: str, manifest: str, fig10: str, norms_csv: str, norms_png: str) -> None:
@@ -143,7 +144,8 @@ def run_evaluate(args) -> int:
     from sonic import config
 
     if args.step == "table":
-        table(args.kind, args.scores, args.out, args.markdown, args.paper, args.title or "")
+        table(args.kind, args.scores, args.out, args.markdown, args.paper, args.title or "", args.per_image,
+              args.bootstrap_samples, args.interval_level)
         return 0
     if args.step == "grid":
         from sonic.evaluation.figures import comparison_grid
@@ -223,6 +225,10 @@ def register(sub) -> None:
     q = steps.add_parser("table", help="a paper table (CSV + Markdown) from score JSONs")
     q.add_argument("kind", choices=["table1", "table2", "table3", "table4", "tableS1"])
     q.add_argument("--scores", nargs="+", required=True)
+    q.add_argument("--per-image", nargs="+", help="each score's per-image CSV, in order: paired differences to the "
+                                                  "reference row (SonicDiffusion; ablations: full)")
+    q.add_argument("--bootstrap-samples", type=int, default=2000, help="(evaluation.bootstrap_samples)")
+    q.add_argument("--interval-level", type=float, default=0.95, help="(evaluation.interval_level)")
     q.add_argument("--out", required=True, help="CSV")
     q.add_argument("--markdown", required=True, help="Markdown")
     q.add_argument("--paper", help="folder of the paper's tables: show its numbers beside ours")

@@ -23,7 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from sonic.data.tables import read_csv, write_csv
-from sonic.evaluation.runs import RUN_COLUMNS, eval_jobs, image_name
+from sonic.evaluation.runs import RUN_COLUMNS, eval_jobs, image_name, write_machine
 from sonic.data.features import load_clap_cache
 from sonic.images import to_pil
 from sonic.methods import EDIT_METHODS
@@ -142,6 +142,7 @@ def edit_run(cfg, method: str, weights: str | None, manifest: str | Path, clap: 
     bar.close()
     table = pd.DataFrame(written, columns=RUN_COLUMNS + ["source"])
     write_csv(table, out / "manifest.csv")
+    write_machine(out)
 
     structure = {"method": method, "sources": [str(s) for s in sources], "edits": len(table),
                  **structure_scores(registry.load_clip(cfg, "clip_eval"), torch.stack(source_tensors),

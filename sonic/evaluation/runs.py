@@ -71,6 +71,7 @@ def generate_run(generator, jobs: pd.DataFrame, clap: str | Path, clap_index: st
     done = pd.DataFrame(written, columns=["clip_id", "seed", "path"])
     table = jobs.merge(done, on=["clip_id", "seed"], how="left").assign(method=method)[RUN_COLUMNS]
     write_csv(table, out / "manifest.csv")
+    write_machine(out)
     log.info("%s: %d images -> %s", method, len(table), out)
     return table
 
@@ -92,3 +93,14 @@ def collect_folder(folder: str | Path, jobs: pd.DataFrame, method: str) -> tuple
 
 def read_run(folder: str | Path) -> pd.DataFrame:
     return read_csv(Path(folder) / "manifest.csv")
+
+
+MACHINE_FILE = "machine.json"  # in a run folder: where its images were made (sonic.machine.describe)
+
+
+def write_machine(folder: Path) -> None:
+    import json
+
+    from sonic.machine import describe
+
+    (folder / MACHINE_FILE).write_text(json.dumps(describe(), indent=2) + "\n")

@@ -23,6 +23,7 @@ from sonic.images import load_images
 log = logging.getLogger(__name__)
 
 METRICS = ("AIS", "AIC", "IIS", "FID")
+PER_IMAGE = ("AIS", "AIC", "IIS")  # the metrics that are means over images: bootstrap intervals, paired tests
 
 
 @dataclass
@@ -69,9 +70,23 @@ def score_images(cfg, refs: References, run: pd.DataFrame, label_names: list[str
     predicted = [label_names[int(k)] for k in (emb @ text_features(clip_eval, label_names).T).argmax(dim=1)]
     hits = [p == t for p, t in zip(predicted, run["label"].astype(str))]
     fid = fid_from_features(batched(models.fid_features, images), refs.fid)
-    per_image = run[["clip_id", "seed", "label"]].assign(predicted=predicted, AIS=ais.numpy(), IIS=iis.numpy())
+    per_image = run[["clip_id", "seed", "label"]].assign(predicted=predicted, AIS=ais.numpy(), IIS=iis.numpy(),
+                                                         AIC=[float(h) for h in hits])
     metrics = {"AIS": float(ais.mean()), "AIC": sum(hits) / len(hits), "IIS": float(iis.mean()), "FID": fid}
     return metrics, per_image
+
+
+def intervals(per_image: pd.DataFrame, samples: int, level: float, seed: int = 0) -> dict[str, float]:
+    """``<metric>_lo`` / ``<metric>_hi`` of AIS, AIC and IIS: the cluster-bootstrap interval over the evaluation
+    clips (:func:`sonic.metrics.bootstrap.cluster_bootstrap`; a clip's seeds stay together)."""
+    from sonic.metrics.bootstrap import cluster_bootstrap
+
+    out = {}
+    for metric in PER_IMAGE:
+        iv = cluster_bootstrap(per_image[metric].to_numpy(), per_image["clip_id"].astype(str).tolist(), samples,
+                               level, seed)
+        out |= {f"{metric}_lo": iv.lo, f"{metric}_hi": iv.hi}
+    return out
 
 
 def score_run(cfg, manifest: str | Path, refs: References, folder: str | Path, method: str, dataset: str,
@@ -86,8 +101,17 @@ def score_run(cfg, manifest: str | Path, refs: References, folder: str | Path, m
                                 f"(layout <clip_id>_<seed>.png, e.g. {jobs['clip_id'][0]}_0.png)")
     label_names = sorted(set(read_csv(manifest)["label"].astype(str)))
     metrics, per_image = score_images(cfg, refs, run, label_names, cfg.generation.resolution, models)
-    result = {"dataset": dataset, "method": method, **metrics, "images": len(run), "expected": len(jobs),
-              "missing": len(missing), "missing_images": missing, "chance_AIC": 1 / len(label_names)}
+    from sonic.evaluation.runs import MACHINE_FILE
+    from sonic.machine import describe
+
+    made_on = Path(folder) / MACHINE_FILE
+    ev = cfg.evaluation
+    result = {"dataset": dataset, "method": method, **metrics,
+              **intervals(per_image, ev.bootstrap_samples, ev.interval_level), "interval_level": ev.interval_level,
+              "images": len(run), "clips": int(per_image["clip_id"].nunique()), "expected": len(jobs),
+              "missing": len(missing), "missing_images": missing, "chance_AIC": 1 / len(label_names),
+              "generated_on": json.loads(made_on.read_text()) if made_on.is_file() else None,
+              "scored_on": describe()}
     Path(out_json).parent.mkdir(parents=True, exist_ok=True)
     Path(out_json).write_text(json.dumps(result, indent=2) + "\n")
     if out_csv:

@@ -1,10 +1,11 @@
-"""The paper's tables from per-run score files (README, What is here): Table 1 (generation: dataset x method), Tables
-3, 4 and
+"""The paper's tables from per-run score files: Table 1 (generation: dataset x method), Tables 3, 4 and
 supplementary Table 1 (ablations: dataset x variant), Table 2 (editing), as CSV and Markdown.
 
 Each score file is the JSON written by :func:`sonic.evaluation.score.score_run` (dataset, method, variant, AIS,
-AIC, IIS, FID, images, missing). The Markdown version puts the paper's number beside each of ours when the
-paper's table is given (the paper profile); the paper's tables ship in ``workflow/paper/``.
+AIC, IIS, FID, the bootstrap intervals of AIS, AIC and IIS, images, missing, where the images were made). With
+the per-image CSVs, each row is compared with its dataset's reference row (SonicDiffusion; ablations: ``full``) by
+a paired bootstrap (:func:`paired_differences`). The Markdown version puts the paper's number beside each of ours
+when the paper's table is given (the paper profile); the paper's tables ship in ``workflow/paper/``.
 """
 
 from __future__ import annotations
@@ -15,8 +16,11 @@ from pathlib import Path
 import pandas as pd
 
 from sonic.data.tables import read_csv, write_csv
+from sonic.machine import summary
 
 METRICS = ["AIS", "AIC", "IIS", "FID"]
+PER_IMAGE = ["AIS", "AIC", "IIS"]  # means over images: intervals and paired differences
+REFERENCE = {"method": "SonicDiffusion", "variant": "full"}  # what the other rows are compared with
 EDIT_COLUMNS = ["source_similarity", "other_source_similarity", "edge_ssim", "other_edge_ssim", "source_AIC"]
 PAPER_DATASET = {"landscape": "landscape_itw"}  # our dataset key -> the paper tables' name
 
@@ -30,7 +34,6 @@ TABLES = {
 }
 
 
-
 def collect(score_files: list[str | Path], kind: str) -> pd.DataFrame:
     """One row per score file: dataset, the row key (method or variant), the metrics, images, missing."""
     key, _, rename = TABLES[kind]
@@ -39,8 +42,11 @@ def collect(score_files: list[str | Path], kind: str) -> pd.DataFrame:
         s = json.loads(Path(f).read_text())
         name = s.get(key) or s["method"]
         extra = {k: s[k] for k in EDIT_COLUMNS if k in s}  # editing runs: structure preservation
-        rows.append({"dataset": s["dataset"], key: rename.get(name, name), **{m: s[m] for m in METRICS},
-                     "images": s["images"], "missing": s.get("missing", 0), **extra})
+        bounds = {f"{m}_{b}": s[f"{m}_{b}"] for m in PER_IMAGE for b in ("lo", "hi") if f"{m}_{b}" in s}
+        made_on = s.get("generated_on")
+        rows.append({"dataset": s["dataset"], key: rename.get(name, name), **{m: s[m] for m in METRICS}, **bounds,
+                     "images": s["images"], "missing": s.get("missing", 0), **extra,
+                     **({"generated_on": summary(made_on)} if made_on else {})})
     if not rows:
         raise ValueError(f"{kind}: no score files")
     table = pd.DataFrame(rows)
@@ -50,20 +56,72 @@ def collect(score_files: list[str | Path], kind: str) -> pd.DataFrame:
     return table
 
 
+def paired_differences(table: pd.DataFrame, per_image_files: list[str | Path], kind: str, samples: int = 2000,
+                       level: float = 0.95) -> pd.DataFrame:
+    """``table`` (one row per score file, in the files' order) with ``<metric>_diff``, ``_diff_lo`` and
+    ``_diff_hi``: each row against its dataset's reference row (SonicDiffusion; the ablations: ``full``) on the
+    images both scored (same clip and seed), a paired cluster bootstrap over the clips. The reference rows and rows
+    without a reference get NaN."""
+    from sonic.metrics.bootstrap import paired_difference
+
+    key, _, rename = TABLES[kind]
+    reference = rename.get(REFERENCE[key], REFERENCE[key])
+    if len(per_image_files) != len(table):
+        raise ValueError(f"{kind}: {len(per_image_files)} per-image files for {len(table)} score files")
+    images = [read_csv(f).astype({"clip_id": str}) for f in per_image_files]
+    out = table.copy()
+    for m in PER_IMAGE:
+        for suffix in ("diff", "diff_lo", "diff_hi"):
+            out[f"{m}_{suffix}"] = float("nan")
+    for i, row in table.iterrows():
+        ref = table.index[(table["dataset"] == row["dataset"]) & (table[key] == reference)]
+        if row[key] == reference or not len(ref):
+            continue
+        pair = images[i].merge(images[ref[0]], on=["clip_id", "seed"], suffixes=("", "_ref"))
+        if pair.empty:
+            raise ValueError(f"{kind}: {row[key]} and {reference} on {row['dataset']} share no image")
+        for m in PER_IMAGE:
+            d = paired_difference(pair[m].to_numpy(), pair[f"{m}_ref"].to_numpy(), pair["clip_id"].tolist(),
+                                  samples, level)
+            out.loc[i, [f"{m}_diff", f"{m}_diff_lo", f"{m}_diff_hi"]] = [d.value, d.lo, d.hi]
+    return out
+
+
 def paper_table(kind: str, folder: str | Path) -> pd.DataFrame:
     _, name, _ = TABLES[kind]
     return read_csv(Path(folder) / name)
 
 
-def _cell(value, paper_value, metric: str) -> str:
-    ours = "–" if pd.isna(value) else (f"{value:.1f}" if metric == "FID" else f"{value:.4f}")
+def _mark(row: dict, metric: str) -> str:
+    """▲ / ▼ where the paired interval of the difference to the reference lies above / below zero."""
+    lo, hi = row.get(f"{metric}_diff_lo"), row.get(f"{metric}_diff_hi")
+    if lo is None or pd.isna(lo):
+        return ""
+    return " ▲" if lo > 0 else (" ▼" if hi < 0 else "")
+
+
+def _ours(row: dict, metric: str) -> str:
+    value = row[metric]
+    if pd.isna(value):
+        return "–"
+    if metric == "FID":
+        return f"{value:.1f}"
+    lo, hi = row.get(f"{metric}_lo"), row.get(f"{metric}_hi")
+    if lo is None or pd.isna(lo):
+        return f"{value:.4f}"
+    return f"{value:.3f} [{lo:.3f}, {hi:.3f}]{_mark(row, metric)}"
+
+
+def _cell(row: dict, paper_value, metric: str) -> str:
+    ours = _ours(row, metric)
     if paper_value is None:
         return ours
     theirs = "–" if pd.isna(paper_value) else (f"{paper_value:.1f}" if metric == "FID" else f"{paper_value:.4f}")
     return f"{ours} ({theirs})"
 
 
-def markdown(table: pd.DataFrame, kind: str, paper: pd.DataFrame | None = None, title: str = "") -> str:
+def markdown(table: pd.DataFrame, kind: str, paper: pd.DataFrame | None = None, title: str = "",
+             interval_level: float = 0.95) -> str:
     """A Markdown table; with ``paper``, each cell reads ``ours (paper)`` and a row absent from the paper shows
     ``(–)``."""
     key = TABLES[kind][0]
@@ -77,22 +135,41 @@ def markdown(table: pd.DataFrame, kind: str, paper: pd.DataFrame | None = None, 
              "|" + "---|" * len(header)]
     for row in table.to_dict("records"):
         ref = lookup.get((PAPER_DATASET.get(row["dataset"], row["dataset"]), row[key])) if paper is not None else None
-        cells = [_cell(row[m], None if paper is None else (ref or {}).get(m, float("nan")), m) for m in METRICS]
+        cells = [_cell(row, None if paper is None else (ref or {}).get(m, float("nan")), m) for m in METRICS]
         images = f"{row['images']}" + (f" ({row['missing']} missing)" if row.get("missing") else "")
         more = ["–" if pd.isna(row[c]) else f"{row[c]:.4f}" for c in extra]
         lines.append("| " + " | ".join([row["dataset"], row[key], *cells, images, *more]) + " |")
+    notes = []
+    if any(f"{m}_lo" in table.columns for m in PER_IMAGE):
+        level = f"{round(100 * interval_level)} %"
+        notes.append(f"AIS, AIC, IIS: value [{level} bootstrap interval over the evaluation clips, a clip's images "
+                     "together]. FID has no interval; it is computed on the images counted in `images`.")
+    if any(f"{m}_diff" in table.columns for m in PER_IMAGE):
+        notes.append(f"▲ / ▼: the paired {round(100 * interval_level)} % interval of the difference to "
+                     f"{REFERENCE[key]} (same clips and seeds) lies above / below zero.")
+    if "generated_on" in table.columns:
+        machines = sorted(set(table["generated_on"].dropna()))
+        notes.append("Images made on " + "; ".join(machines) + " (floats of CPU runs differ between processor types "
+                     "and torch builds: the same seed reproduces these numbers on the same kind of machine).")
     if paper is not None:
-        lines += ["", "Cells: ours (paper). The paper's numbers are from its tables (`workflow/paper/`)."]
+        notes.append("Cells: ours (paper). The paper's numbers are from its tables (`workflow/paper/`).")
+    if notes:
+        lines += [""] + notes
     return "\n".join(lines).lstrip() + "\n"
 
 
 def write_table(score_files: list[str | Path], kind: str, out_csv: str | Path, out_md: str | Path,
-                paper_folder: str | Path | None = None, title: str = "") -> pd.DataFrame:
-    """Collect the scores, sort (dataset, then the given file order) and write CSV and Markdown."""
+                paper_folder: str | Path | None = None, title: str = "",
+                per_image_files: list[str | Path] | None = None, samples: int = 2000,
+                level: float = 0.95) -> pd.DataFrame:
+    """Collect the scores, compare each row with its dataset's reference row (with ``per_image_files``, one per
+    score file), sort (dataset, then the given file order) and write CSV and Markdown."""
     table = collect(score_files, kind)
+    if per_image_files:
+        table = paired_differences(table, per_image_files, kind, samples, level)
     table["_order"] = range(len(table))
     table = table.sort_values(["dataset", "_order"]).drop(columns="_order").reset_index(drop=True)
     write_csv(table, out_csv)
     paper = paper_table(kind, paper_folder) if paper_folder else None
-    Path(out_md).write_text(markdown(table, kind, paper, title))
+    Path(out_md).write_text(markdown(table, kind, paper, title, level))
     return table

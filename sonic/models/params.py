@@ -9,6 +9,7 @@ import torch
 from diffusers import UNet2DConditionModel
 
 from sonic.config import Config, unet_architecture
+from sonic.machine import describe
 from sonic.models.adapters import install_adapters
 from sonic.models.projector import AudioProjector, ProjectorConfig
 
@@ -48,4 +49,5 @@ def parameter_counts(cfg: Config) -> dict:
         "projector": projector_params,
         "trainable": adapter_params + projector_params,
         "trainable_fraction_of_unet": round((adapter_params + projector_params) / unet_params, 4),
+        "machine": describe(),
     }

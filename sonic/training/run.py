@@ -22,7 +22,6 @@ from sonic.training.stage2 import Stage2Settings, train_stage2
 log = logging.getLogger(__name__)
 
 
-
 def plan(cfg: Config, variant: str) -> dict:
     """The typed settings a variant trains with: stage1 (None for no_stage1), stage2, projector, placement, loop."""
     r = cfg.variant(variant)

@@ -89,6 +89,9 @@ def test_generation_run_layout_and_missing_images(tmp_path):
         torch.testing.assert_close(got, expect, atol=1 / 255, rtol=0)
     assert (tmp_path / "out" / image_name("firev0", 1)).is_file()
     assert read_csv(tmp_path / "out" / "manifest.csv").equals(read_csv(tmp_path / "out" / "manifest.csv"))
+    machine = json.loads((tmp_path / "out" / "machine.json").read_text())  # where the images were made
+    assert machine["torch"] == torch.__version__ and machine["threads"] == torch.get_num_threads()
+    assert machine["processor"]
 
     (tmp_path / "out" / image_name("windv0", 0)).unlink()
     found, missing = collect_folder(tmp_path / "out", jobs, "Fake")
@@ -268,3 +271,37 @@ def test_comparison_grids_place_frames_sources_and_missing_cells(tmp_path):
     assert pixel(grid, 0, 1) == (255, 255, 255) and pixel(grid, 2, 1) == (204, 204, 204)  # missing: grey
     grid = Image.open(comparison_grid(tmp_path / "m.csv", {"ours": run}, tmp_path / "e.png", edits=True))
     assert [pixel(grid, r, 0) for r in range(3)] == [(255, 255, 0)] * 3
+
+
+def per_image_file(path, hits, ais, clips=4, seeds=2):
+    rows = [{"clip_id": f"c{k // seeds}", "seed": k % seeds, "label": "x", "predicted": "x" if h else "y",
+             "AIS": a, "IIS": 0.5, "AIC": float(h)} for k, (h, a) in enumerate(zip(hits, ais))]
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def test_tables_show_intervals_and_mark_paired_differences(tmp_path):
+    """A method against itself differs by exactly zero; one that wins every image is marked above SonicDiffusion;
+    the intervals of the score files appear in the CSV and as `value [lo, hi]` in the Markdown."""
+    bounds = {"AIS_lo": 0.4, "AIS_hi": 0.6, "AIC_lo": 0.25, "AIC_hi": 0.75, "IIS_lo": 0.5, "IIS_hi": 0.5}
+    files = [score_file(tmp_path / "a.json", "ravdess", "SonicDiffusion", "full", **bounds),
+             score_file(tmp_path / "b.json", "ravdess", "AudioToken", **bounds),
+             score_file(tmp_path / "c.json", "ravdess", "GlueGen", **bounds)]
+    ref = per_image_file(tmp_path / "a.csv", [1, 0, 1, 0, 1, 0, 1, 0], [0.4] * 8)
+    same = per_image_file(tmp_path / "b.csv", [1, 0, 1, 0, 1, 0, 1, 0], [0.4] * 8)
+    better = per_image_file(tmp_path / "c.csv", [1] * 8, [0.9] * 8)
+    table = tables.write_table(files, "table1", tmp_path / "t.csv", tmp_path / "t.md",
+                               per_image_files=[ref, same, better], samples=500)
+    audiotoken, gluegen = table.iloc[1], table.iloc[2]
+    assert audiotoken["AIC_diff"] == audiotoken["AIC_diff_lo"] == audiotoken["AIC_diff_hi"] == 0.0
+    assert gluegen["AIC_diff"] == 0.5 and gluegen["AIC_diff_lo"] > 0 and gluegen["AIS_diff"] == pytest.approx(0.5)
+    assert pd.isna(table.iloc[0]["AIC_diff"])  # the reference row
+    csv = read_csv(tmp_path / "t.csv")
+    assert {"AIS_lo", "AIC_hi", "IIS_diff_lo"} <= set(csv.columns)
+    md = (tmp_path / "t.md").read_text()
+    assert "| ravdess | SonicDiffusion | 0.500 [0.400, 0.600] | 0.500 [0.250, 0.750] |" in md
+    assert "| ravdess | GlueGen | 0.500 [0.400, 0.600] ▲ | 0.500 [0.250, 0.750] ▲ |" in md
+    assert "| ravdess | AudioToken | 0.500 [0.400, 0.600] | 0.500 [0.250, 0.750] |" in md
+    assert "95 % bootstrap interval" in md and "difference to SonicDiffusion" in md
+    with pytest.raises(ValueError, match="per-image files"):
+        tables.write_table(files, "table1", tmp_path / "t.csv", tmp_path / "t.md", per_image_files=[ref])
