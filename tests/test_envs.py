@@ -135,19 +135,28 @@ def imports_of(module: str, function: str | None = None) -> set[str]:
     any depth (lazy imports too)."""
     mods = sonic_modules()
     nodes = _function_nodes(module, function) if function else [_tree(module)]
-    package = module if mods[module].name == "__init__.py" else module.rpartition(".")[0]
     out = set()
-    for n in (n for node in nodes for n in ast.walk(node)):
+    for name, names in import_statements(module, mods[module], nodes):
+        out.add(name)
+        out.update(f"{name}.{n}" for n in names if f"{name}.{n}" in mods)
+    return out
+
+
+def import_statements(module: str, path: Path, nodes: list[ast.AST] | None = None) -> list[tuple[str, list[str]]]:
+    """(absolute module name, imported names) of every import statement in ``nodes`` (default: the whole file),
+    at any depth; relative imports resolved against ``module``'s package."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    out = []
+    for n in (n for node in (nodes or [ast.parse(path.read_text())]) for n in ast.walk(node)):
         if isinstance(n, ast.Import):
-            out.update(a.name for a in n.names)
+            out.extend((a.name, []) for a in n.names)
         elif isinstance(n, ast.ImportFrom):
             if n.level:
                 base = package.split(".")[: len(package.split(".")) - (n.level - 1)]
                 name = ".".join(base + ([n.module] if n.module else []))
             else:
                 name = n.module
-            out.add(name)
-            out.update(f"{name}.{a.name}" for a in n.names if f"{name}.{a.name}" in mods)
+            out.append((name, [a.name for a in n.names]))
     return out
 
 

@@ -1,36 +1,19 @@
 """The package's layering: no import cycle between the sub-packages of ``sonic`` (imports inside functions count),
 and no private name imported from another module."""
 
-import ast
 from collections import defaultdict
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.test_envs import import_statements, sonic_modules
 
 
 def modules() -> dict[str, Path]:
-    out = {}
-    for path in (ROOT / "sonic").rglob("*.py"):
-        parts = path.relative_to(ROOT).with_suffix("").parts
-        out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
-    return out
+    return sonic_modules()
 
 
 def imports(module: str, path: Path) -> list[tuple[str, list[str]]]:
     """(imported module, imported names) of every import statement in the file, at any depth."""
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    out = []
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            out.extend((a.name, []) for a in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
-                name = ".".join(base + ([node.module] if node.module else []))
-            else:
-                name = node.module
-            out.append((name, [a.name for a in node.names]))
-    return out
+    return import_statements(module, path)
 
 
 def unit(module: str) -> str:
