@@ -145,12 +145,15 @@ rule edit_figures:
         weights=lambda w: rules.train_stage2.output.weights.format(
             dataset=w.dataset, variant="full"
         ),
+        generated=lambda w: images_of("SonicDiffusion", w.dataset),
+        clip_eval=model_input("clip_eval"),
     output:
         fig10=report(
             results("figures", "fig10_{dataset}.png"),
             caption="../workflow/report/fig10.rst",
             category="Figures",
         ),
+        fig10_json=results("figures", "fig10_{dataset}.json"),
         norms_csv=results("figures", "gate_norms_{dataset}.csv"),
         norms_png=report(
             results("figures", "gate_norms_{dataset}.png"),
@@ -168,15 +171,18 @@ rule edit_figures:
         settings=settings(
             "models.sd",
             "models.clap",
+            "models.clip_eval",
             "audio_encoder",
             "generation",
             "editing.sources",
             "editing.steps",
             "editing.guidance_scale",
+            "editing.control_pair",
         ),
     shell:
         "sonic evaluate figures --settings {params.settings:q} --weights {input.weights:q} "
-        "--manifest {input.manifest:q} --fig10 {output.fig10:q} --norms-csv {output.norms_csv:q} "
+        "--manifest {input.manifest:q} --generated {input.generated:q} --fig10 {output.fig10:q} "
+        "--fig10-json {output.fig10_json:q} --norms-csv {output.norms_csv:q} "
         "--norms-png {output.norms_png:q} --threads {threads} > {log:q} 2>&1"
 
 

@@ -204,6 +204,7 @@ class EditingConfig:
     resnets: tuple | None = None  # None = (4,): up_blocks[1].resnets[1]
     source_branch: str = "base"  # base | null_audio
     datasets: tuple[str, ...] | None = None  # None = every dataset
+    control_pair: tuple[str, str] | None = None  # Fig. 10's two classes; None = the most different generations
 
 
 SECTIONS: dict[str, type] = {

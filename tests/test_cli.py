@@ -76,7 +76,8 @@ def test_every_evaluation_step_takes_the_rules_threads():
                   "i", "--images", "f", "--out", "o"],
         "edit": ["--method", "PnP", "--weights", "w", "--manifest", "m", "--clap", "c", "--clap-index", "i",
                  "--inversions", "k", "--out", "o"],
-        "figures": ["--weights", "w", "--manifest", "m", "--fig10", "f", "--norms-csv", "c", "--norms-png", "p"],
+        "figures": ["--weights", "w", "--manifest", "m", "--generated", "g", "--fig10", "f", "--fig10-json", "j",
+                    "--norms-csv", "c", "--norms-png", "p"],
     }
     for step, args in argv.items():
         parsed = build_parser().parse_args(["evaluate", step, *args, *common])

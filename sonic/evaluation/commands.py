@@ -107,30 +107,50 @@ def table(kind: str, scores: list[str], out_csv: str, out_md: str, paper: str | 
     write_table(scores, kind, out_csv, out_md, paper, title, per_image, samples, level)
 
 
-def figures(cfg: Config, weights: str, manifest: str, fig10: str, norms_csv: str, norms_png: str) -> None:
+def figures(cfg: Config, weights: str, manifest: str, generated: str, fig10: str, fig10_json: str, norms_csv: str,
+            norms_png: str) -> None:
     """Paper Fig. 10 (one source edited along an interpolation between two audios of different classes and along
-    a gain sweep) and the supplement's Fig. 3 (gated cross-attention output norms per layer across steps)."""
+    a gain sweep, with what each control changed) and the supplement's Fig. 3 (gated cross-attention output norms
+    per layer across steps). The two classes: ``editing.control_pair``, else those whose generations in
+    ``generated`` (SonicDiffusion's Table 1 run) differ most in the ``clip_eval`` image space."""
+    import json
+
     import numpy as np
 
-    from sonic.models import registry
     from sonic.audio import load_audio
     from sonic.data.tables import read_csv
-    from sonic.evaluation.controls import figure10, gate_norms, save_gate_norms
+    from sonic.evaluation.controls import figure10, gate_norms, most_different_pair, save_gate_norms
     from sonic.evaluation.edits import source_images
-    from sonic.images import load_images
     from sonic.evaluation.runs import eval_jobs
+    from sonic.images import load_images
+    from sonic.metrics.clip_scores import image_features
+    from sonic.models import registry
 
     pipe = load_generator(cfg, SONIC, weights)
     pipe.audio_encoder = registry.load_audio_encoder(cfg)
+    clip = registry.load_clip(cfg, "clip_eval")
     jobs = eval_jobs(manifest, 1).drop_duplicates("label")
-    if len(jobs) < 2:
-        raise ValueError(f"{manifest}: the sound-control figure needs evaluation clips of two classes")
+    if cfg.editing.control_pair:
+        pair, cosine = tuple(cfg.editing.control_pair), None
+    else:
+        run = read_csv(Path(generated) / "manifest.csv")
+        features = image_features(clip, load_images(run["path"].astype(str).tolist(), cfg.generation.resolution))
+        *pair, cosine = most_different_pair(features, run["label"].astype(str).tolist())
+    clip_of = dict(zip(jobs["label"].astype(str), jobs["clip_id"].astype(str)))
+    missing = [label for label in pair if label not in clip_of]
+    if missing:
+        raise ConfigError(f"editing.control_pair: no evaluation clip of {missing} in {manifest}")
     audio = dict(zip(read_csv(manifest)["clip_id"].astype(str), read_csv(manifest)["audio"].astype(str)))
-    waves = [load_audio(audio[c], pipe.audio_encoder.sample_rate) for c in jobs["clip_id"][:2]]
+    waves = [load_audio(audio[clip_of[label]], pipe.audio_encoder.sample_rate) for label in pair]
     ed = cfg.edit_settings()
     source = load_images([str(source_images(manifest, ed.sources, 1)[0])], cfg.generation.resolution)[0]
-    figure10(pipe, source, waves[0], waves[1], fig10, num_inference_steps=ed.steps, guidance_scale=ed.guidance_scale,
-             batch_size=cfg.generation.batch_size)
+    measures = figure10(pipe, source, waves[0], waves[1], fig10, num_inference_steps=ed.steps,
+                        guidance_scale=ed.guidance_scale, batch_size=cfg.generation.batch_size, clip=clip)
+    result = {"pair": list(pair), "clips": [clip_of[label] for label in pair], "pair_cosine": cosine, **measures}
+    Path(fig10_json).write_text(json.dumps(result, indent=2) + "\n")
+    log.info("Fig. 10: %s -> %s; CLIP distance from alpha 0: %s; brightness over gain %s dB: %s", *pair,
+             [round(d, 3) for d in measures["clip_distance"]], measures["gains_db"],
+             [round(b, 3) for b in measures["brightness"]])
     embeds = pipe.embed_audio([np.asarray(w) for w in waves])
     rows = gate_norms(pipe, embeds, num_inference_steps=ed.steps, guidance_scale=cfg.generation.guidance_scale)
     save_gate_norms(rows, norms_csv, norms_png)
@@ -158,7 +178,8 @@ def run_evaluate(args) -> int:
     elif args.step == "generate":
         generate(cfg, args.method, args.weights, args.manifest, args.clap, args.clap_index, args.out)
     elif args.step == "figures":
-        figures(cfg, args.weights, args.manifest, args.fig10, args.norms_csv, args.norms_png)
+        figures(cfg, args.weights, args.manifest, args.generated, args.fig10, args.fig10_json, args.norms_csv,
+                args.norms_png)
     elif args.step == "edit":
         edit(cfg, args.method, args.weights, args.manifest, args.clap, args.clap_index, args.out, args.inversions)
     elif args.step == "invert":
@@ -217,7 +238,10 @@ def register(sub) -> None:
     q = steps.add_parser("figures", help="sound controls (paper Fig. 10) and gate output norms (supp. Fig. 3)")
     q.add_argument("--weights", required=True, help="SonicDiffusion weights")
     q.add_argument("--manifest", required=True)
+    q.add_argument("--generated", required=True,
+                   help="SonicDiffusion's generation run of the dataset (picks the two most different classes)")
     q.add_argument("--fig10", required=True, help="PNG grid: interpolation and gain sweep")
+    q.add_argument("--fig10-json", required=True, help="what each control changed (CLIP distance, brightness)")
     q.add_argument("--norms-csv", required=True)
     q.add_argument("--norms-png", required=True)
     for q in steps.choices.values():

@@ -1,7 +1,9 @@
 """Figures for the editing controls and the gate analysis.
 
 * :func:`figure10` — one source image edited along a linear interpolation between two audios' CLAP embeddings and
-  along a gain sweep of one audio (paper Fig. 10a/b), as a grid PNG. All edits share one inversion.
+  along a gain sweep of one audio (paper Fig. 10a/b), as a grid PNG, with what each control changed
+  (:func:`control_measures`: CLIP distance along the interpolation, brightness along the gain). All edits share
+  one inversion. :func:`most_different_pair` picks the two classes to interpolate between.
 * :func:`gate_norms` / :func:`save_gate_norms` — the norm of every adapter layer's gated cross-attention output
   across the diffusion steps of a generation (supp. Fig. 3, §3.2), captured by forward hooks that exist only
   inside :func:`record_gate_norms`; written as CSV and a line plot.
@@ -65,22 +67,56 @@ def figure10(
     beta: float | Mapping[str, float] = 1.0,
     cache: InversionCache | None = None,
     batch_size: int = 8,
-) -> Path:
-    """Paper Fig. 10 for one source: row 1 interpolates a -> b, row 2 sweeps the gain of a. Writes ``out``."""
+    clip=None,
+) -> dict[str, list[float]]:
+    """Paper Fig. 10 for one source: row 1 interpolates a -> b, row 2 sweeps the gain of a. Writes ``out`` and
+    returns what each control did (:func:`control_measures`, with ``clip`` the image CLIP that measures the
+    interpolation; without it, brightness only): each tile's caption carries its number."""
     interp, gains = control_embeddings(pipe, wave_a, wave_b, alphas, gains_db)
     inversion = invert(pipe, source_image, num_inference_steps, cache)
-    images = to_pil(edit(pipe, None, torch.cat([interp, gains]), prompt, num_inference_steps, guidance_scale,
-                         beta=beta, config=config, inversion=inversion, batch_size=batch_size))
+    edited = edit(pipe, None, torch.cat([interp, gains]), prompt, num_inference_steps, guidance_scale, beta=beta,
+                  config=config, inversion=inversion, batch_size=batch_size)
+    measures = control_measures(edited[: len(alphas)], edited[len(alphas):], clip) | {
+        "alphas": [float(a) for a in alphas], "gains_db": [float(g) for g in gains_db]}
+    images = to_pil(edited)
+    distance = measures.get("clip_distance") or [None] * len(alphas)
+    rows = [("a->b", [(f"{a:g}" + ("" if d is None else f" d{d:.2f}"), im)
+                      for a, d, im in zip(alphas, distance, images[: len(alphas)], strict=True)]),
+            ("gain", [(f"{g:+g}dB b{v:.2f}", im)
+                      for g, v, im in zip(gains_db, measures["brightness"], images[len(alphas):], strict=True)])]
     source = to_pil(inversion.image[None])[0]
-    rows = [("a->b", [(f"{a:g}", im) for a, im in zip(alphas, images[: len(alphas)], strict=True)]),
-            ("gain", [(f"{g:+g}dB", im) for g, im in zip(gains_db, images[len(alphas) :], strict=True)])]
     scale = max(1, 128 // source.width)  # small models: enlarge the tiles so the captions fit
     big = lambda im: im.resize((im.width * scale, im.height * scale), Image.Resampling.NEAREST)  # noqa: E731
     grid = image_grid(big(source), [(t, [(c, big(im)) for c, im in tiles]) for t, tiles in rows])
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     grid.save(out)
+    return measures
+
+
+def control_measures(interpolation: torch.Tensor, gain_sweep: torch.Tensor, clip=None) -> dict[str, list[float]]:
+    """What the controls change: the image-CLIP cosine distance of each interpolation image from the first (alpha =
+    0; with ``clip``), and the mean brightness (mean RGB in [0, 1]) of each image of the gain sweep."""
+    out = {"brightness": [float(im.mean()) for im in gain_sweep]}
+    if clip is not None:
+        from sonic.metrics.clip_scores import image_features
+
+        f = image_features(clip, interpolation)
+        out["clip_distance"] = [float(1 - f[0] @ f[k]) for k in range(len(f))]
     return out
+
+
+def most_different_pair(features: torch.Tensor, labels: Sequence[str]) -> tuple[str, str, float]:
+    """The two labels whose mean (L2-normalised) image features are least alike, and their cosine: the pair whose
+    generations differ most, for the interpolation of Fig. 10."""
+    names = sorted(set(labels))
+    if len(names) < 2:
+        raise ValueError(f"the sound-control figure needs images of two classes, got {names}")
+    index = {n: [i for i, label in enumerate(labels) if label == n] for n in names}
+    means = torch.nn.functional.normalize(torch.stack([features[index[n]].mean(0) for n in names]), dim=-1)
+    sim = means @ means.T + 2 * torch.eye(len(names))  # the diagonal is never the minimum
+    i, j = divmod(int(sim.argmin()), len(names))
+    return names[min(i, j)], names[max(i, j)], float(sim[i, j])
 
 
 # ---- supp. Fig. 3: gated output norms across steps --------------------------------------------------------------

@@ -3,10 +3,19 @@
 import csv
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
-from sonic.evaluation.controls import control_embeddings, figure10, gate_norms, record_gate_norms, save_gate_norms
+from sonic.evaluation.controls import (
+    control_embeddings,
+    control_measures,
+    figure10,
+    gate_norms,
+    most_different_pair,
+    record_gate_norms,
+    save_gate_norms,
+)
 from tests.editing.conftest import audio_embeds
 from tests.tiny import AUDIO_DIM
 
@@ -38,10 +47,27 @@ def test_control_embeddings_interpolate_and_sweep_gain(pipe):
 def test_figure10_writes_a_grid(pipe, source_image, tmp_path):
     pipe.audio_encoder = StubEncoder()
     a, b = waves()
-    out = figure10(pipe, source_image, a, b, tmp_path / "fig10.png", alphas=(0.0, 0.5, 1.0), gains_db=(-6.0, 6.0),
-                   num_inference_steps=3)
-    grid = Image.open(out)
+    measures = figure10(pipe, source_image, a, b, tmp_path / "fig10.png", alphas=(0.0, 0.5, 1.0),
+                        gains_db=(-6.0, 6.0), num_inference_steps=3)
+    grid = Image.open(tmp_path / "fig10.png")
     assert grid.size[0] == 4 * 128 and grid.size[1] == 2 * (128 + 12)  # source + 3 columns, two rows
+    assert measures["alphas"] == [0.0, 0.5, 1.0] and measures["gains_db"] == [-6.0, 6.0]
+    assert len(measures["brightness"]) == 2 and all(0 <= v <= 1 for v in measures["brightness"])
+    assert "clip_distance" not in measures  # no CLIP given
+
+
+def test_control_measures_on_constructed_images():
+    dark, bright = torch.full((3, 8, 8), 0.2), torch.full((3, 8, 8), 0.8)
+    m = control_measures(torch.stack([dark, bright]), torch.stack([dark, bright]), clip=None)
+    assert m["brightness"] == pytest.approx([0.2, 0.8])
+
+
+def test_the_most_different_pair_is_the_least_alike_class_means():
+    f = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9], [-1.0, 0.05]])
+    a, b, cosine = most_different_pair(f, ["x", "x", "y", "y", "z"])
+    assert (a, b) == ("x", "z") and cosine < -0.9
+    with pytest.raises(ValueError, match="two classes"):
+        most_different_pair(f[:2], ["x", "x"])
 
 
 def test_gate_norms_csv_and_plot(pipe, tmp_path):
