@@ -1,8 +1,8 @@
 """GlueGen (Qin et al., "GlueGen: Plug and Play Multi-modal Encoders for X-to-image Generation", ICCV 2023),
-adapted to audio on our stack (README, "The competitors against their reference code"): the same CLAP embeddings and
-the same frozen SD as SonicDiffusion,
-trained with the objective of the authors' sound script (``sound-gluenet/train_gluenet_sound_text.py`` of
-salesforce/GlueGen; "train" below, "model" = ``sound-gluenet/model.py``).
+adapted to audio on our stack (README, "The competitors against their reference code"): the same CLAP embeddings and the
+same frozen SD as SonicDiffusion, trained with the objective of the authors' sound script
+(``sound-gluenet/train_gluenet_sound_text.py`` of salesforce/GlueGen; "train" below, "model" =
+``sound-gluenet/model.py``).
 
 A translator maps the CLAP embedding to 77 x C tokens in the SD text encoder's *output* space; SD generates from
 them as its text condition. It is aligned in feature space, with no diffusion loss:

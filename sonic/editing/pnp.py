@@ -1,5 +1,4 @@
-"""Audio-guided image editing with Plug-and-Play feature injection (Tumanyan et al. 2023; paper §3.5;
-supp. §3.2; paper §3.5).
+"""Audio-guided image editing with Plug-and-Play feature injection (Tumanyan et al. 2023; paper §3.5; supp. §3.2).
 
 At every DDIM step the *source branch* (the inverted latent of that step, empty prompt) runs in the same UNet batch
 as the guided target branches, ``[source; uncond x K; cond x K]``. While a step lies in the first ``f_t`` fraction

@@ -99,8 +99,7 @@ class PrecomputedFeatures(nn.Module):
 
 def fid_from_features(generated: torch.Tensor, real: torch.Tensor) -> float:
     """FID (README, Evaluation) from (N, D) generated and (M, D) real features of one feature network, through
-    torchmetrics
-    (the same statistics as :func:`fid` on the images those features came from)."""
+    torchmetrics (the same statistics as :func:`fid` on the images those features came from)."""
     if generated.dim() != 2 or real.dim() != 2 or generated.shape[1] != real.shape[1]:
         raise ValueError(f"features must be (N, D) and (M, D), got {tuple(generated.shape)} and {tuple(real.shape)}")
     if min(len(generated), len(real)) < 2:

@@ -36,8 +36,7 @@ def _check(query: torch.Tensor, positive: torch.Tensor, references: torch.Tensor
 def win_rates(query: torch.Tensor, positive: torch.Tensor, references: torch.Tensor,
               own_index: torch.Tensor | None = None, chunk: int = 1024) -> torch.Tensor:
     """Per-query win rate (N,) of README, Evaluation: the fraction of reference rows r, except row ``own_index[i]``,
-    with
-    ``cos(query[i], positive[i]) > cos(query[i], r)``; all references count when ``own_index`` is None.
+    with ``cos(query[i], positive[i]) > cos(query[i], r)``; all references count when ``own_index`` is None.
 
     query (N, D), positive (N, D), references (R, D); not necessarily normalised. The cosines are computed in
     float64, and the positive and reference similarities of a chunk of queries come out of one matrix product,
@@ -66,9 +65,8 @@ def win_rates(query: torch.Tensor, positive: torch.Tensor, references: torch.Ten
 def ais_per_image(image_emb: torch.Tensor, audio_emb_of_image: torch.Tensor, reference_audio_emb: torch.Tensor,
                   own_index: torch.Tensor | None = None) -> torch.Tensor:
     """AIS of each generated image (N,) (README, Evaluation): CLIP image embeddings (N, D) against the Wav2CLIP
-    embedding of
-    the conditioning audio (N, D) and of the reference audios (R, D); ``own_index[i]`` is the row of image i's
-    audio in the references, left out of its comparison."""
+    embedding of the conditioning audio (N, D) and of the reference audios (R, D); ``own_index[i]`` is the row of image
+    i's audio in the references, left out of its comparison."""
     return win_rates(image_emb, audio_emb_of_image, reference_audio_emb, own_index)
 
 
@@ -81,8 +79,7 @@ def ais_from_embeddings(image_emb: torch.Tensor, audio_emb_of_image: torch.Tenso
 def iis_per_image(image_emb: torch.Tensor, own_frame_emb: torch.Tensor, reference_frame_emb: torch.Tensor,
                   own_index: torch.Tensor | None = None) -> torch.Tensor:
     """IIS of each generated image (N,) (README, Evaluation): CLIP image embeddings (N, D) of the generated images
-    against
-    those of the ground-truth frame of their audio (N, D) and of the reference frames (R, D); ``own_index[i]``
+    against those of the ground-truth frame of their audio (N, D) and of the reference frames (R, D); ``own_index[i]``
     is the row of image i's own frame in the references, left out of its comparison."""
     return win_rates(image_emb, own_frame_emb, reference_frame_emb, own_index)
 

@@ -1,6 +1,5 @@
 """Evaluation runs (README, Evaluation): the evaluation subset, generation runs and their layout, missing images
-reported,
-scoring from cached references against direct computations, and the tables."""
+reported, scoring from cached references against direct computations, and the tables."""
 
 import json
 

@@ -1,6 +1,5 @@
 """Miniature Stable Diffusion (README, Miniature pretrained models): a folder the registry loads and the pipeline
-generates from, standardised
-latents, exact reference targets, determinism, quality.json."""
+generates from, standardised latents, exact reference targets, determinism, quality.json."""
 
 import json
 from dataclasses import replace
