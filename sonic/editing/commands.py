@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 from sonic import config
@@ -19,15 +20,12 @@ def run_edit(args: argparse.Namespace) -> int:
     if not args.audio and not args.text:
         raise SystemExit("sonic edit: give --audio, --text or both")
     cfg = config.from_args(args)
-    ed = cfg.edit_settings()
+    options = {"f_t": args.f_t, "attn_t": args.attn_t, "resnets": tuple(args.resnets) if args.resnets else None,
+               "source_branch": args.source_branch}  # given on the command line: over editing.*
+    ed = dataclasses.replace(cfg.edit_settings(), **{k: v for k, v in options.items() if v is not None})
     torch.manual_seed(args.seed)  # DDIM (eta 0) inversion and sampling are deterministic; this fixes the rest
     pipe = load_pipeline(cfg, args, with_audio_encoder=bool(args.audio) and not args.embedding)
-    pnp = PnPConfig(
-        f_t=ed.f_t if args.f_t is None else args.f_t,
-        attn_t=ed.attn_t if args.attn_t is None else args.attn_t,
-        resnets=tuple(args.resnets) if args.resnets else (ed.resnets or PnPConfig.resnets),
-        source_branch=args.source_branch or ed.source_branch,
-    )
+    pnp = PnPConfig.from_settings(ed)
     cache = InversionCache(args.cache, identity=str(cfg.models.sd)) if args.cache else None
     gen = cfg.generation
     images = edit(

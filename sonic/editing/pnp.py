@@ -63,6 +63,12 @@ class PnPConfig:
     attn_layers: tuple[str, ...] = DECODER_QK_LAYERS
     source_branch: str = _EDITING.source_branch
 
+    @classmethod
+    def from_settings(cls, editing: EditingConfig) -> PnPConfig:
+        """The injection of the config's ``editing`` section (``resnets: null`` = the default site)."""
+        return cls(f_t=editing.f_t, attn_t=editing.attn_t, resnets=editing.resnets or cls.resnets,
+                   source_branch=editing.source_branch)
+
     def __post_init__(self) -> None:
         for name in ("f_t", "attn_t"):
             if not 0.0 <= getattr(self, name) <= 1.0:

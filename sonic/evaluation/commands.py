@@ -71,7 +71,7 @@ def score(cfg: Config, methods: list[str], dataset: str, manifest: str, refs: st
     results = []
     for k, (method, folder, out) in enumerate(zip(methods, images, outs)):
         result = score_run(cfg, manifest, references, folder, method, dataset, out, per_image[k] if per_image else None,
-                           seeds or cfg.evaluation.seeds, models)
+                           seeds, models)
         variant = variant_of(method)
         if variant is not None:  # the ablation tables key rows by variant
             result["variant"] = variant
@@ -125,9 +125,10 @@ def figures(cfg: Config, weights: str, manifest: str, generated: str, fig10: str
     from sonic.images import load_images
     from sonic.metrics.clip_scores import image_features
     from sonic.models import registry
+    from sonic.models.pipeline import SonicPipeline
 
-    pipe = load_generator(cfg, SONIC, weights)
-    pipe.audio_encoder = registry.load_audio_encoder(cfg)
+    pipe = SonicPipeline.from_weights(weights, registry.load_stable_diffusion(cfg),
+                                      audio_encoder=registry.load_audio_encoder(cfg))
     clip = registry.load_clip(cfg, "clip_eval")
     jobs = eval_jobs(manifest, 1).drop_duplicates("label")
     if cfg.editing.control_pair:
@@ -140,7 +141,8 @@ def figures(cfg: Config, weights: str, manifest: str, generated: str, fig10: str
     missing = [label for label in pair if label not in clip_of]
     if missing:
         raise ConfigError(f"editing.control_pair: no evaluation clip of {missing} in {manifest}")
-    audio = dict(zip(read_csv(manifest)["clip_id"].astype(str), read_csv(manifest)["audio"].astype(str)))
+    table = read_csv(manifest)
+    audio = dict(zip(table["clip_id"].astype(str), table["audio"].astype(str)))
     waves = [load_audio(audio[clip_of[label]], pipe.audio_encoder.sample_rate) for label in pair]
     ed = cfg.edit_settings()
     source = load_images([str(source_images(manifest, ed.sources, 1)[0])], cfg.generation.resolution)[0]

@@ -3,7 +3,7 @@ dataset, by one method, with the same Plug-and-Play injection.
 
 Methods: ``SonicDiffusion`` (audio through the adapters), ``PnP`` (the audio's class label as text prompt),
 ``AudioToken`` and ``GlueGen`` (their text-encoder-space condition of the audio as the prompt states). One DDIM
-inversion per source image, cached in ``cache_dir`` and shared by every audio and every method.
+inversion per source image (:func:`invert_sources`, one job per dataset), read by every audio and every method.
 
 Layout: ``<out>/<clip_id>_<source index>.png`` — the layout of generation runs with the source index in the seed's
 place, so the same scoring code reads it (``evaluate score --seeds <number of sources>``) — plus ``manifest.csv``
@@ -22,9 +22,9 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from sonic.data.features import load_clap_cache
 from sonic.data.tables import read_csv, write_csv
 from sonic.evaluation.runs import RUN_COLUMNS, eval_jobs, image_name, write_machine
-from sonic.data.features import load_clap_cache
 from sonic.images import to_pil
 from sonic.methods import EDIT_METHODS
 
@@ -89,8 +89,9 @@ def invert_sources(cfg, sources: list[Path], out_dir: str | Path) -> int:
     model = FrozenSDSampler.from_sd(registry.load_stable_diffusion(cfg))
     cache = InversionCache(out_dir, model_identity(model))
     Path(out_dir).mkdir(parents=True, exist_ok=True)
+    steps = cfg.edit_settings().steps
     for src in tqdm(sources, desc="invert", unit="img"):
-        invert(model, load_images([str(src)], cfg.generation.resolution)[0], cfg.edit_settings().steps, cache)
+        invert(model, load_images([str(src)], cfg.generation.resolution)[0], steps, cache)
     log.info("%d sources inverted into %s (%d already there)", cache.misses, out_dir, cache.hits)
     return cache.misses
 
@@ -113,8 +114,7 @@ def edit_run(cfg, method: str, weights: str | None, manifest: str | Path, clap: 
         raise ValueError(f"editing with {method} needs its weights folder")
     ed = cfg.edit_settings()
     steps, guidance = ed.steps, ed.guidance_scale
-    pnp = PnPConfig(f_t=ed.f_t, attn_t=ed.attn_t, resnets=ed.resnets or PnPConfig.resnets,
-                    source_branch=ed.source_branch)
+    pnp = PnPConfig.from_settings(ed)
     jobs = eval_jobs(manifest, 1)
     clips, labels = jobs["clip_id"].tolist(), jobs["label"].tolist()
     embeddings, rows = load_clap_cache(clap, clap_index)

@@ -17,13 +17,12 @@ import torch
 
 from sonic.data.tables import read_csv, write_csv
 from sonic.evaluation.references import References, batched, feature_network
-from sonic.evaluation.runs import collect_folder, eval_jobs
+from sonic.evaluation.runs import MACHINE_FILE, collect_folder, eval_jobs
 from sonic.images import load_images
 
 log = logging.getLogger(__name__)
 
 METRICS = ("AIS", "AIC", "IIS", "FID")
-PER_IMAGE = ("AIS", "AIC", "IIS")  # the metrics that are means over images: bootstrap intervals, paired tests
 
 
 @dataclass
@@ -79,10 +78,10 @@ def score_images(cfg, refs: References, run: pd.DataFrame, label_names: list[str
 def intervals(per_image: pd.DataFrame, samples: int, level: float, seed: int = 0) -> dict[str, float]:
     """``<metric>_lo`` / ``<metric>_hi`` of AIS, AIC and IIS: the cluster-bootstrap interval over the evaluation
     clips (:func:`sonic.metrics.bootstrap.cluster_bootstrap`; a clip's seeds stay together)."""
-    from sonic.metrics.bootstrap import cluster_bootstrap
+    from sonic.metrics.bootstrap import PER_IMAGE_METRICS, cluster_bootstrap
 
     out = {}
-    for metric in PER_IMAGE:
+    for metric in PER_IMAGE_METRICS:
         iv = cluster_bootstrap(per_image[metric].to_numpy(), per_image["clip_id"].astype(str).tolist(), samples,
                                level, seed)
         out |= {f"{metric}_lo": iv.lo, f"{metric}_hi": iv.hi}
@@ -101,7 +100,6 @@ def score_run(cfg, manifest: str | Path, refs: References, folder: str | Path, m
                                 f"(layout <clip_id>_<seed>.png, e.g. {jobs['clip_id'][0]}_0.png)")
     label_names = sorted(set(read_csv(manifest)["label"].astype(str)))
     metrics, per_image = score_images(cfg, refs, run, label_names, cfg.generation.resolution, models)
-    from sonic.evaluation.runs import MACHINE_FILE
     from sonic.machine import describe
 
     made_on = Path(folder) / MACHINE_FILE

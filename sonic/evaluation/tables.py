@@ -17,9 +17,9 @@ import pandas as pd
 
 from sonic.data.tables import read_csv, write_csv
 from sonic.machine import summary
+from sonic.metrics.bootstrap import PER_IMAGE_METRICS as PER_IMAGE
 
 METRICS = ["AIS", "AIC", "IIS", "FID"]
-PER_IMAGE = ["AIS", "AIC", "IIS"]  # means over images: intervals and paired differences
 REFERENCE = {"method": "SonicDiffusion", "variant": "full"}  # what the other rows are compared with
 EDIT_COLUMNS = ["source_similarity", "other_source_similarity", "edge_ssim", "other_edge_ssim", "source_AIC"]
 PAPER_DATASET = {"landscape": "landscape_itw"}  # our dataset key -> the paper tables' name

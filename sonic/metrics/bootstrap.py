@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+PER_IMAGE_METRICS = ("AIS", "AIC", "IIS")  # the metrics that are means over images (FID is not)
+
 
 @dataclass(frozen=True)
 class Interval:
