@@ -67,6 +67,8 @@ class ModelPaths:
     clip_eval: str | None = None
     wav2clip: str | None = None
     fid_features: str | None = None
+    msclap_2022: str | None = None  # CLAP_weights_2022.pth: the encoder of the release method's features
+    release: dict | None = None  # {<dataset>: {projector: <.pth>, adapters: <.pt>}}: the authors' released weights
 
     def require(self, key: str) -> str:
         value = getattr(self, key)
@@ -88,6 +90,7 @@ class ProjectorSettings:
     num_blocks: int = 4
     num_heads: int = 8
     attn_dim: int = 512
+    architecture: str = "paper"  # paper | release (the authors' released module; README, the released weights)
 
 
 @dataclass(frozen=True)

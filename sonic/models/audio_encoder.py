@@ -1,8 +1,9 @@
 """The audio encoder behind one small interface (README, Real data and real weights): waveforms in, one embedding per
 clip out.
 
-Only the LAION CLAP backend (transformers ``ClapModel`` + ``ClapFeatureExtractor``) exists now; a Microsoft
-CLAP backend would implement the same :class:`AudioEncoder` protocol.
+Two backends implement the :class:`AudioEncoder` protocol: LAION CLAP (transformers ``ClapModel`` +
+``ClapFeatureExtractor``, ``audio_encoder.kind: clap``, below) and Microsoft CLAP 2022 (``msclap_2022``, the
+authors' encoder, :mod:`sonic.models.msclap`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""``sonic params``, ``sonic init-weights`` and ``sonic generate``: the model core's commands."""
+"""``sonic params``, ``sonic init-weights``, ``sonic generate`` and ``sonic import-release``: the model core's
+commands."""
 
 from __future__ import annotations
 
@@ -93,7 +94,7 @@ def run_init_weights(args: argparse.Namespace) -> int:
 
     from sonic.models.adapters import install_adapters
     from sonic.models.io import save_weights
-    from sonic.models.projector import AudioProjector
+    from sonic.models.projector import build_projector
     from sonic.models.params import projector_config
     from sonic.models.registry import load_stable_diffusion
 
@@ -101,7 +102,7 @@ def run_init_weights(args: argparse.Namespace) -> int:
     torch.manual_seed(cfg.seed)
     sd = load_stable_diffusion(cfg)
     adapters = install_adapters(sd.unet, cfg.adapters.placement)
-    projector = AudioProjector(projector_config(cfg, sd.unet.config.cross_attention_dim))
+    projector = build_projector(projector_config(cfg, sd.unet.config.cross_attention_dim))
     save_weights(args.out, projector, adapters, profile=cfg.profile, trained=False)
     log.info("wrote untrained weights (%d layers) to %s", len(adapters.names), args.out)
     return 0
@@ -133,6 +134,13 @@ def run_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_import_release(args: argparse.Namespace) -> int:
+    from sonic.models.release import import_release
+
+    print(import_release(args.projector, args.adapters, args.out, heads=args.heads))
+    return 0
+
+
 def register(sub) -> None:
     p = sub.add_parser("params", help="parameter counts of projector, adapters and UNet (no weights needed)")
     config.add_arguments(p)
@@ -150,3 +158,11 @@ def register(sub) -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--out", required=True, help="output folder for PNGs")
     p.set_defaults(func=run_generate)
+
+    p = sub.add_parser("import-release", help="the authors' released projector + adapters as a weights folder of "
+                       "this project (README, Evaluate the authors' released weights)")
+    p.add_argument("--projector", required=True, help="audio_projector_<dataset>.pth")
+    p.add_argument("--adapters", required=True, help="<dataset>.pt (the UNet's adapter parameters)")
+    p.add_argument("--out", required=True, help="output folder (config.json + model.safetensors)")
+    p.add_argument("--heads", type=int, default=8, help="attention heads of the released projector (theirs: 8)")
+    p.set_defaults(func=run_import_release)

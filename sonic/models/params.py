@@ -8,14 +8,16 @@ from __future__ import annotations
 import torch
 from diffusers import UNet2DConditionModel
 
-from sonic.config import Config, unet_architecture
+from sonic.config import Config, ProjectorSettings, unet_architecture
 from sonic.machine import describe
 from sonic.models.adapters import install_adapters
-from sonic.models.projector import AudioProjector, ProjectorConfig
+from sonic.models.projector import ProjectorConfig, build_projector
 
 
-def projector_config(cfg: Config, token_dim: int) -> ProjectorConfig:
-    p = cfg.projector
+def projector_config(cfg: Config, token_dim: int, settings: ProjectorSettings | None = None) -> ProjectorConfig:
+    """The projector of ``settings`` (default ``cfg.projector``; a training variant passes its own) for the
+    configured audio encoder and a UNet with ``token_dim``-d text tokens."""
+    p = settings or cfg.projector
     return ProjectorConfig(
         audio_dim=cfg.audio_encoder.embed_dim,
         num_tokens=p.num_tokens,
@@ -23,6 +25,7 @@ def projector_config(cfg: Config, token_dim: int) -> ProjectorConfig:
         num_blocks=p.num_blocks,
         num_heads=p.num_heads,
         attn_dim=p.attn_dim,
+        architecture=p.architecture,
     )
 
 
@@ -37,7 +40,7 @@ def parameter_counts(cfg: Config) -> dict:
         unet = UNet2DConditionModel.from_config(arch)
         unet_params = count(unet)
         adapters = install_adapters(unet, cfg.adapters.placement)
-        projector = AudioProjector(projector_config(cfg, unet.config.cross_attention_dim))
+        projector = build_projector(projector_config(cfg, unet.config.cross_attention_dim))
     adapter_params = adapters.num_parameters()
     projector_params = count(projector)
     return {

@@ -10,6 +10,9 @@ Architecture (paper Fig. 4, supp. §1.3):
 The authors' release only routes the last attention block to the output; here every block feeds the next
 and the last one feeds the output layer, as the paper describes. The attention inner width
 (``attn_dim``) is a config value; 512 gives ~7.9M parameters at K=77, C=768 (paper: 8M).
+
+``architecture: release`` (:class:`ReleaseProjector`) is the authors' released module instead, kept as released so
+that their weights load (README, Evaluate the authors' released weights); it is never the default.
 """
 
 from __future__ import annotations
@@ -21,6 +24,15 @@ import torch.nn.functional as F
 from torch import nn
 
 
+ARCHITECTURES = ("paper", "release")
+RELEASE_KERNEL = 17  # the released mapper's convolution width
+
+
+def release_token_dim(audio_dim: int) -> int:
+    """Token width of the released mapper: d_a -> 3 d_a (ConvTranspose1d, stride 3) -> Conv1d stride 4."""
+    return (3 * audio_dim + 2 * 7 - RELEASE_KERNEL) // 4 + 1
+
+
 @dataclass(frozen=True)
 class ProjectorConfig:
     audio_dim: int = 512  # CLAP embedding size (512 LAION CLAP, 1024 Microsoft CLAP)
@@ -29,6 +41,7 @@ class ProjectorConfig:
     num_blocks: int = 4
     num_heads: int = 8
     attn_dim: int = 512  # inner width of q/k/v in the self-attention blocks
+    architecture: str = "paper"  # paper | release (the authors' released module, ReleaseProjector)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -37,6 +50,13 @@ class ProjectorConfig:
         for name in ("audio_dim", "num_tokens", "token_dim", "num_blocks", "num_heads", "attn_dim"):
             if getattr(self, name) < 1:
                 raise ValueError(f"projector.{name} must be >= 1, got {getattr(self, name)}")
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"projector.architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
+        if self.architecture == "release" and release_token_dim(self.audio_dim) != self.token_dim:
+            raise ValueError(
+                f"projector.architecture release maps a {self.audio_dim}-d embedding to "
+                f"{release_token_dim(self.audio_dim)}-d tokens, but the UNet's tokens are {self.token_dim}-d "
+                "(the released module needs audio_dim 1024 for SD-1.x's 768)")
         if self.attn_dim % self.num_heads:
             raise ValueError(
                 f"projector.attn_dim ({self.attn_dim}) must be divisible by projector.num_heads ({self.num_heads})"
@@ -112,3 +132,81 @@ class AudioProjector(nn.Module):
         p = self.proj_out.weight
         zeros = torch.zeros(batch_size, self.config.audio_dim, device=p.device, dtype=p.dtype)
         return self(zeros)
+
+
+class ReleaseAttention(nn.Module):
+    """One attention block of the released module: bias-free q/k/v of the tokens, softmax attention, no output
+    projection (its MLP follows)."""
+
+    def __init__(self, dim: int, attn_dim: int, num_heads: int):
+        super().__init__()
+        self.num_heads = num_heads
+        self.to_q_adapter = nn.Linear(dim, attn_dim, bias=False)
+        self.to_k_adapter = nn.Linear(dim, attn_dim, bias=False)
+        self.to_v_adapter = nn.Linear(dim, attn_dim, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, k, _ = x.shape
+        q, kk, v = (f(x).view(b, k, self.num_heads, -1).transpose(1, 2)
+                    for f in (self.to_q_adapter, self.to_k_adapter, self.to_v_adapter))
+        return F.scaled_dot_product_attention(q, kk, v).transpose(1, 2).reshape(b, k, -1)
+
+
+class ReleaseProjector(nn.Module):
+    """The authors' released projector (``ldm/modules/encoders/audio_projector_res.py``, class ``Adapter``), with
+    their module names so that ``audio_projector_*.pth`` loads strictly::
+
+        e (B, d_a) as (B, 1, d_a)
+          -> Conv1d(1 -> K, 17), GELU, Conv1d(K -> K, 17), GELU, LayerNorm([K, d_a]),
+             Conv1d(K -> K, 17), GELU, LayerNorm([K, d_a]), ConvTranspose1d(K -> K, 17, stride 3), GELU,
+             LayerNorm([K, 3 d_a]), GELU, Conv1d(K -> K, 17, stride 4)                       = m (B, K, C)
+          -> for each of the 4 blocks: out = MLP_i(Attn_i(m)) + m    (every block reads m: only the last reaches
+             the output, as released; the paper describes a chain)
+          -> Linear(C -> C)                                                                  = tokens (B, K, C)
+
+    No input standardisation: the released module reads the L2-normalised CLAP embeddings as they are.
+    At K = 77, d_a = 1024, C = 768, 8 heads of 40: 6,130,050 parameters.
+    """
+
+    def __init__(self, config: ProjectorConfig):
+        super().__init__()
+        self.config = config
+        k, d, c, w = config.num_tokens, config.audio_dim, config.token_dim, RELEASE_KERNEL
+        self.audio_emb_projection = nn.Sequential(
+            nn.Conv1d(1, k, w, padding=8), nn.GELU(),
+            nn.Conv1d(k, k, w, padding=8), nn.GELU(), nn.LayerNorm([k, d]),
+            nn.Conv1d(k, k, w, padding=8), nn.GELU(), nn.LayerNorm([k, d]),
+            nn.ConvTranspose1d(k, k, w, stride=3, padding=7), nn.GELU(), nn.LayerNorm([k, 3 * d]), nn.GELU(),
+            nn.Conv1d(k, k, w, stride=4, padding=7), nn.Dropout(0.0),
+        )
+        self.cross_attention = nn.ModuleList(
+            ReleaseAttention(c, config.attn_dim, config.num_heads) for _ in range(config.num_blocks))
+        self.between_attention = nn.ModuleList(
+            nn.Sequential(nn.Linear(config.attn_dim, config.attn_dim), nn.GELU(), nn.Linear(config.attn_dim, c),
+                          nn.Dropout(0.0))
+            for _ in range(config.num_blocks))
+        self.to_out_adapter = nn.Sequential(nn.Linear(c, c), nn.Dropout(0.0))
+
+    def set_input_stats(self, audio_embeds: torch.Tensor, eps: float = 1e-6) -> None:
+        """Nothing to set: the released module has no input standardisation (see the class docstring)."""
+
+    def forward(self, audio_embeds: torch.Tensor) -> torch.Tensor:
+        if audio_embeds.ndim != 2 or audio_embeds.shape[1] != self.config.audio_dim:
+            raise ValueError(
+                f"ReleaseProjector expects (batch, {self.config.audio_dim}) embeddings, got {tuple(audio_embeds.shape)}"
+            )
+        mapped = self.audio_emb_projection(audio_embeds[:, None, :])  # (B, K, C)
+        out = mapped
+        for attention, mlp in zip(self.cross_attention, self.between_attention):
+            out = mlp(attention(mapped)) + mapped  # as released: each block reads the mapper's output
+        return self.to_out_adapter(out)
+
+    def null_tokens(self, batch_size: int = 1) -> torch.Tensor:
+        """The null audio condition, as the released app builds it: the module applied to a zero embedding."""
+        p = self.to_out_adapter[0].weight
+        return self(torch.zeros(batch_size, self.config.audio_dim, device=p.device, dtype=p.dtype))
+
+
+def build_projector(config: ProjectorConfig) -> AudioProjector | ReleaseProjector:
+    """The projector of ``config.architecture``: the paper's (default) or the authors' released module."""
+    return ReleaseProjector(config) if config.architecture == "release" else AudioProjector(config)

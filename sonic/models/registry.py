@@ -71,12 +71,28 @@ def load_text_encoder(cfg: Config, device: str | torch.device = "cpu", dtype: to
     return text_encoder.requires_grad_(False).eval().to(device), tokenizer
 
 
-def load_audio_encoder(cfg: Config, device: str | torch.device = "cpu"):
-    """The configured audio encoder, checked against ``audio_encoder.embed_dim`` / ``sample_rate``."""
-    from sonic.models.audio_encoder import ClapAudioEncoder
+AUDIO_ENCODER_KINDS = ("clap", "msclap_2022")
 
+
+def load_audio_encoder(cfg: Config, device: str | torch.device = "cpu"):
+    """The audio encoder of ``audio_encoder.kind`` from ``models.clap`` (LAION CLAP: a transformers folder;
+    ``msclap_2022``: the ``CLAP_weights_2022.pth`` file), checked against ``audio_encoder.embed_dim`` /
+    ``sample_rate``."""
+    kind = cfg.audio_encoder.kind
     location = check_location("clap", cfg.models.clap)
-    encoder = ClapAudioEncoder.from_pretrained(location, device=device)
+    if kind == "clap":
+        from sonic.models.audio_encoder import ClapAudioEncoder
+
+        encoder = ClapAudioEncoder.from_pretrained(location, device=device)
+    elif kind == "msclap_2022":
+        from sonic.models.msclap import load_msclap_2022
+
+        if not Path(location).is_file():
+            raise ConfigError(f"models.clap: {location} is not a file (audio_encoder.kind msclap_2022 reads "
+                              "CLAP_weights_2022.pth)")
+        encoder = load_msclap_2022(location, device=device)
+    else:
+        raise ConfigError(f"audio_encoder.kind {kind!r} is not one of {AUDIO_ENCODER_KINDS}")
     if encoder.embed_dim != cfg.audio_encoder.embed_dim:
         raise ConfigError(
             f"models.clap: {location} gives {encoder.embed_dim}-d embeddings but audio_encoder.embed_dim is "

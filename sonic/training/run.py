@@ -13,7 +13,8 @@ from sonic.models import registry
 from sonic.config import Config, ConfigError, ProjectorSettings, typed
 from sonic.data.tables import read_csv
 from sonic.models.io import load_projector
-from sonic.models.projector import AudioProjector, ProjectorConfig
+from sonic.models.params import projector_config
+from sonic.models.projector import build_projector
 from sonic.training.data import load_clip_set
 from sonic.training.loop import LoopSettings, fingerprint
 from sonic.training.stage1 import Stage1Settings, caption_tokens, train_stage1
@@ -33,12 +34,6 @@ def plan(cfg: Config, variant: str) -> dict:
         "placement": r["adapters"].get("placement", "mid_and_decoder"),
         "loop": cfg.training.loop(),
     }
-
-
-def _projector_config(cfg: Config, variant_plan: dict, token_dim: int) -> ProjectorConfig:
-    p = variant_plan["projector"]
-    return ProjectorConfig(audio_dim=cfg.audio_encoder.embed_dim, num_tokens=p.num_tokens, token_dim=token_dim,
-                           num_blocks=p.num_blocks, num_heads=p.num_heads, attn_dim=p.attn_dim)
 
 
 def scaled_steps(steps: int, budget: float) -> int:
@@ -61,7 +56,7 @@ def stage1(cfg: Config, variant: str, manifest: str, clap: str, clap_index: str,
         raise ConfigError(f"variant {variant!r} has no stage 1 (training.variants.{variant}.stage1 is null)")
     clips = load_clip_set(manifest, clap, clap_index, captions)
     text_encoder, tokenizer = registry.load_text_encoder(cfg)
-    proj_cfg = _projector_config(cfg, p, text_encoder.config.hidden_size)
+    proj_cfg = projector_config(cfg, text_encoder.config.hidden_size, p["projector"])
     targets = caption_tokens(text_encoder, tokenizer, clips.captions, proj_cfg.num_tokens)
     loop_settings = _loop(cfg, p, p["stage1"].steps, budget)
     run_id = fingerprint([manifest, clap, clap_index, captions, Path(cfg.models.sd) / "text_encoder"],
@@ -80,12 +75,12 @@ def stage2(cfg: Config, variant: str, manifest: str, clap: str, clap_index: str,
                                                       else "needs its stage-1 projector (--projector)"))
     clips = load_clip_set(manifest, clap, clap_index)
     sd = registry.load_stable_diffusion(cfg)
-    proj_cfg = _projector_config(cfg, p, sd.unet.config.cross_attention_dim)
+    proj_cfg = projector_config(cfg, sd.unet.config.cross_attention_dim, p["projector"])
     if projector is None:
         import torch
 
         torch.manual_seed(cfg.seed)
-        model = AudioProjector(proj_cfg)
+        model = build_projector(proj_cfg)
         model.set_input_stats(clips.clap)
     else:
         model = load_projector(projector)

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from sonic.models.io import save_projector
-from sonic.models.projector import AudioProjector, ProjectorConfig
+from sonic.models.projector import ProjectorConfig, build_projector
 from sonic.models.text import encode_prompts
 from sonic.training import loop
 from sonic.training.data import ClipSet
@@ -92,7 +92,7 @@ def train_stage1(clips: ClipSet, text_tokens: torch.Tensor, projector_config: Pr
                          f"{projector_config.audio_dim}")
     sampler = ContrastiveSampler(clips.labels, s.negatives)
     torch.manual_seed(loop_settings.seed)
-    projector = AudioProjector(projector_config)
+    projector = build_projector(projector_config)
     projector.set_input_stats(clips.clap)
     optimizer = torch.optim.AdamW(projector.parameters(), lr=s.lr, weight_decay=s.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
