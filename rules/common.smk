@@ -17,6 +17,8 @@ from sonic.methods import (  # noqa: E402
     ABLATION_VARIANTS,
     COMPETITORS,
     EDIT_METHODS,
+    RELEASE,
+    RELEASE_ENCODER,
     TABLE1_TRAINED,
     competitor_key,
     sonic_method,
@@ -161,9 +163,50 @@ OWN_METHODS = {sonic_method(v): v for v in VARIANTS}
 ABLATION_METHODS = [m for m in OWN_METHODS if m not in TABLE1_TRAINED]
 
 
+# The authors' released weights (models.release; README, "Evaluate the authors' released weights"): the method
+# SonicDiffusion_release in Tables 1 and 2 of the datasets named there, generated from its own CLAP 2022 features.
+RELEASE_FILES = CFG.models.release or {}
+RELEASE_DATASETS = [d for d in DATASETS if d in RELEASE_FILES]
+# the release's encoder: the features command's settings with audio_encoder and models.clap replaced
+RELEASE_FEATURES = {
+    "models": {"clap": CFG.models.msclap_2022},
+    "audio_encoder": RELEASE_ENCODER,
+}
+
+
+def table1_methods(dataset):
+    """Table 1's methods of one dataset: the trained ones and external systems, and the release where named."""
+    return TABLE1_METHODS + ([RELEASE] if dataset in RELEASE_FILES else [])
+
+
+def edit_methods(dataset):
+    """Table 2's methods of one dataset (the release where named)."""
+    return list(EDIT_METHODS) + ([RELEASE] if dataset in RELEASE_FILES else [])
+
+
+def clap_cache(method, dataset, output="embeddings"):
+    """The CLAP features a method's generation or editing run reads: the release reads its own encoder's."""
+    features = rules.release_features if method == RELEASE else rules.clap_features
+    return getattr(features.output, output).format(dataset=dataset)
+
+
+def method_clap(wildcards):
+    return clap_cache(
+        getattr(wildcards, "method", None) or wildcards.edit_method, wildcards.dataset
+    )
+
+
+def method_clap_index(wildcards):
+    return clap_cache(
+        getattr(wildcards, "method", None) or wildcards.edit_method,
+        wildcards.dataset,
+        "index",
+    )
+
+
 wildcard_constraints:
     competitor=one_of(COMPETITORS),
-    method=one_of(list(OWN_METHODS) + list(COMPETITORS) + EXTERNAL_METHODS),
+    method=one_of(list(OWN_METHODS) + list(COMPETITORS) + EXTERNAL_METHODS + [RELEASE]),
 
 
 def weights_of(method, dataset):
@@ -176,6 +219,8 @@ def weights_of(method, dataset):
         return rules.train_competitor.output.weights.format(
             dataset=dataset, competitor=method
         )
+    if method == RELEASE:
+        return rules.import_release.output.weights.format(dataset=dataset)
     raise ValueError(f"{method} is scored from evaluation.external, not generated here")
 
 
@@ -227,17 +272,15 @@ EDIT_DATASETS = list(EDITING.datasets or DATASETS)
 
 
 wildcard_constraints:
-    edit_method=one_of(EDIT_METHODS),
+    edit_method=one_of(list(EDIT_METHODS) + [RELEASE]),
 
 
 def edit_weights(wildcards):
     """The weights an editing method edits with (PnP: none, the frozen SD alone)."""
     if wildcards.edit_method == "PnP":
         return []
-    if wildcards.edit_method in COMPETITORS:
-        return rules.train_competitor.output.weights.format(
-            dataset=wildcards.dataset, competitor=wildcards.edit_method
-        )
+    if wildcards.edit_method in COMPETITORS + (RELEASE,):
+        return weights_of(wildcards.edit_method, wildcards.dataset)
     return rules.train_stage2.output.weights.format(
         dataset=wildcards.dataset, variant="full"
     )

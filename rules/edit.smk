@@ -33,8 +33,8 @@ rule invert_sources:  # one DDIM inversion per source image, read by every metho
 rule edit_run:
     input:
         manifest=rules.manifest.output.manifest,
-        clap=rules.clap_features.output.embeddings,
-        clap_index=rules.clap_features.output.index,
+        clap=method_clap,
+        clap_index=method_clap_index,
         sd=model_input("sd"),
         weights=edit_weights,
         inversions=rules.invert_sources.output.inversions,
@@ -103,18 +103,55 @@ rule score_edit:  # all methods of a dataset in one job (one process: imports an
         "--out {output.scores:q} --per-image {output.per_image:q} --threads {threads} > {log:q} 2>&1"
 
 
+rule score_edit_release:  # the released model's edits of a dataset (models.release), scored as score_edit does
+    input:
+        manifest=rules.manifest.output.manifest,
+        references=rules.eval_references.output.references,
+        index=rules.eval_references.output.index,
+        images=rules.edit_run.output.images.replace("{edit_method}", RELEASE),
+    output:
+        scores=results("scores_edit", RELEASE, "{dataset}.json"),
+        per_image=results("scores_edit", RELEASE, "{dataset}_images.csv"),
+    log:
+        results("logs", "scores_edit", RELEASE + "_{dataset}.log"),
+    wildcard_constraints:
+        dataset=one_of(RELEASE_DATASETS),
+    conda:
+        "../envs/evaluate.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    params:
+        settings=settings(
+            "models.clip_ais",
+            "models.clip_eval",
+            "models.fid_features",
+            "generation.resolution",
+            "evaluation.bootstrap_samples",
+            "evaluation.interval_level",
+        ),
+        sources=EDITING.num_sources,
+        method=RELEASE,
+    shell:
+        "sonic evaluate score --settings {params.settings:q} --method {params.method:q} "
+        "--dataset {wildcards.dataset:q} --manifest {input.manifest:q} --references {input.references:q} "
+        "--references-index {input.index:q} --images {input.images:q} --seeds {params.sources} "
+        "--out {output.scores:q} --per-image {output.per_image:q} --threads {threads} > {log:q} 2>&1"
+
+
 rule table2:
     input:
-        scores=expand(
-            results("scores_edit", "{edit_method}", "{dataset}.json"),
-            edit_method=EDIT_METHODS,
-            dataset=EDIT_DATASETS,
-        ),
-        per_image=expand(
-            results("scores_edit", "{edit_method}", "{dataset}_images.csv"),
-            edit_method=EDIT_METHODS,
-            dataset=EDIT_DATASETS,
-        ),
+        scores=[
+            results("scores_edit", m, f"{d}.json")
+            for d in EDIT_DATASETS
+            for m in edit_methods(d)
+        ],
+        per_image=[
+            results("scores_edit", m, f"{d}_images.csv")
+            for d in EDIT_DATASETS
+            for m in edit_methods(d)
+        ],
         figures=expand(results("figures", "fig10_{dataset}.png"), dataset=EDIT_DATASETS),
         grids=expand(results("figures", "{dataset}_edits.png"), dataset=EDIT_DATASETS),
     output:
@@ -191,7 +228,7 @@ rule edit_grid:
         manifest=rules.manifest.output.manifest,
         runs=lambda w: [
             rules.edit_run.output.images.format(edit_method=m, dataset=w.dataset)
-            for m in EDIT_METHODS
+            for m in edit_methods(w.dataset)
         ],
     output:
         png=report(
@@ -205,7 +242,9 @@ rule edit_grid:
     conda:
         "../envs/evaluate.yaml"
     params:
-        runs=lambda w, input: [f"{m}={p}" for m, p in zip(EDIT_METHODS, input.runs)],
+        runs=lambda w, input: [
+            f"{m}={p}" for m, p in zip(edit_methods(w.dataset), input.runs)
+        ],
     shell:
         "sonic evaluate grid --edits --manifest {input.manifest:q} --runs {params.runs:q} "
         "--out {output.png:q} > {log:q} 2>&1"

@@ -79,8 +79,8 @@ rule eval_references:
 rule generate_eval:
     input:
         manifest=rules.manifest.output.manifest,
-        clap=rules.clap_features.output.embeddings,
-        clap_index=rules.clap_features.output.index,
+        clap=method_clap,
+        clap_index=method_clap_index,
         sd=model_input("sd"),
         weights=method_weights,
     output:
@@ -90,7 +90,7 @@ rule generate_eval:
     benchmark:
         results("benchmarks", "generated", "{method}_{dataset}.tsv")
     wildcard_constraints:
-        method=one_of(ABLATION_METHODS),
+        method=one_of(ABLATION_METHODS + [RELEASE]),
     conda:
         "../envs/evaluate.yaml"
     threads: TRAINING.threads
@@ -160,7 +160,7 @@ rule score:
     log:
         results("logs", "scores", "{method}_{dataset}.log"),
     wildcard_constraints:
-        method=one_of(ABLATION_METHODS),
+        method=one_of(ABLATION_METHODS + [RELEASE]),
     conda:
         "../envs/evaluate.yaml"
     threads: 1
@@ -226,12 +226,16 @@ rule score_table1:
 
 rule table1:
     input:
-        scores=expand(
-            rules.score.output.scores, method=TABLE1_METHODS, dataset=DATASETS
-        ),
-        per_image=expand(
-            rules.score.output.per_image, method=TABLE1_METHODS, dataset=DATASETS
-        ),
+        scores=[
+            rules.score.output.scores.format(method=m, dataset=d)
+            for d in DATASETS
+            for m in table1_methods(d)
+        ],
+        per_image=[
+            rules.score.output.per_image.format(method=m, dataset=d)
+            for d in DATASETS
+            for m in table1_methods(d)
+        ],
     output:
         csv=report(
             results("table1.csv"),
@@ -286,7 +290,7 @@ rule ablations:
 rule comparison_grid:
     input:
         manifest=rules.manifest.output.manifest,
-        runs=lambda w: [images_of(m, w.dataset) for m in TABLE1_METHODS],
+        runs=lambda w: [images_of(m, w.dataset) for m in table1_methods(w.dataset)],
     output:
         png=report(
             results("figures", "{dataset}_methods.png"),
@@ -299,7 +303,9 @@ rule comparison_grid:
     conda:
         "../envs/evaluate.yaml"
     params:
-        runs=lambda w, input: [f"{m}={p}" for m, p in zip(TABLE1_METHODS, input.runs)],
+        runs=lambda w, input: [
+            f"{m}={p}" for m, p in zip(table1_methods(w.dataset), input.runs)
+        ],
     shell:
         "sonic evaluate grid --manifest {input.manifest:q} --runs {params.runs:q} "
         "--out {output.png:q} > {log:q} 2>&1"

@@ -26,6 +26,32 @@ rule clap_features:
         "--out {output.embeddings:q} --index {output.index:q} --threads {threads} > {log:q} 2>&1"
 
 
+rule release_features:  # the authors' released model reads Microsoft CLAP 2022 embeddings (models.release)
+    input:
+        manifest=rules.manifest.output.manifest,
+        model=model_input("msclap_2022"),
+    output:
+        embeddings=results("features", "{dataset}", "clap_msclap_2022.safetensors"),
+        index=results("features", "{dataset}", "clap_msclap_2022_index.csv"),
+    log:
+        results("logs", "features", "{dataset}_clap_msclap_2022.log"),
+    benchmark:
+        results("benchmarks", "features", "{dataset}_clap_msclap_2022.tsv")
+    wildcard_constraints:
+        dataset=one_of(RELEASE_DATASETS),
+    conda:
+        "../envs/features.yaml"
+    threads: THREADS
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    params:
+        settings=json.dumps(RELEASE_FEATURES, sort_keys=True),
+    shell:
+        "sonic features clap --settings {params.settings:q} --manifest {input.manifest:q} "
+        "--out {output.embeddings:q} --index {output.index:q} --threads {threads} > {log:q} 2>&1"
+
+
 rule captions:
     input:
         manifest=rules.manifest.output.manifest,

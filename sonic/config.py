@@ -355,12 +355,15 @@ def validate(data: dict, source: str = "<config>", partial: bool = False) -> Non
 
 def check_names(data: dict, source: str = "<config>") -> None:
     """The names a schema cannot check: every dataset named in ``evaluation.ablation_datasets``,
-    ``editing.datasets`` and ``training.budget`` is a key of ``data.datasets``, every variant named in
-    ``training.run_variants`` one of ``training.variants``; a misspelt name is an error, never a silent skip."""
+    ``editing.datasets``, ``training.budget`` and ``models.release`` is a key of ``data.datasets``, every variant
+    named in ``training.run_variants`` one of ``training.variants``; a misspelt name is an error, never a silent
+    skip. ``models.release`` also needs ``models.msclap_2022`` (the released model's audio encoder)."""
     datasets = sorted((data.get("data") or {}).get("datasets") or {})
     names = variants.variant_names(data)
     training, evaluation = data.get("training") or {}, data.get("evaluation") or {}
+    models = data.get("models") or {}
     named = [
+        ("models.release", list(models.get("release") or {}), "a dataset", datasets),
         ("evaluation.ablation_datasets", evaluation.get("ablation_datasets"), "a dataset", datasets),
         ("editing.datasets", (data.get("editing") or {}).get("datasets"), "a dataset", datasets),
         ("training.budget", list(training.get("budget") or {}), "a dataset", datasets),
@@ -368,6 +371,8 @@ def check_names(data: dict, source: str = "<config>") -> None:
     ]
     lines = [f"  {key}: {name!r} is not {what}; configured: {', '.join(known)}"
              for key, given, what, known in named for name in given or [] if name not in known]
+    if models.get("release") and not models.get("msclap_2022"):
+        lines.append("  models.release: needs models.msclap_2022 (CLAP_weights_2022.pth, the released model's encoder)")
     if lines:
         raise ConfigError(f"{source}: invalid configuration\n" + "\n".join(lines))
 

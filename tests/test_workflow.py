@@ -119,18 +119,57 @@ def test_a_misspelt_dataset_or_variant_stops_the_workflow(tmp_path):
     assert "training.run_variants: 'ful' is not a variant" in text
 
 
-def paper_dry_run(tmp_path: Path, *targets: str) -> str:
-    """A dry run on the paper configuration; the real model folders and files are stood in for by empty ones."""
+def paper_dry_run(tmp_path: Path, *targets: str, overlay: Path | None = None) -> str:
+    """A dry run on the paper configuration (plus ``overlay``); the real model folders and files are stood in for
+    by empty ones."""
     for folder in ("stable-diffusion-v1-4", "clap-htsat-unfused", "blip2-opt-2.7b", "clip-vit-base-patch32",
                    "clip-vit-large-patch14"):
         (tmp_path / "models" / folder).mkdir(parents=True, exist_ok=True)
     for file in ("Wav2CLIP.pt", "pt_inception-2015-12-05.pth"):
         (tmp_path / "models" / file).touch()
     cmd = [str(BIN / "snakemake"), *targets, "-n", "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path),
-           "--configfile", str(ROOT / "workflow/configs/paper.yaml")]
+           "--configfile", str(ROOT / "workflow/configs/paper.yaml"), *([str(overlay)] if overlay else [])]
     out = subprocess.run(cmd, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
     return out.stdout + out.stderr
+
+
+def test_paper_profile_with_the_released_weights_adds_their_rows(tmp_path):
+    """models.release (placeholder files) adds SonicDiffusion_release to Tables 1 and 2 of the datasets it names:
+    import, its own CLAP 2022 features, generation, editing and scoring jobs; the other datasets are untouched."""
+    release = tmp_path / "ckpts"
+    release.mkdir()
+    for name in ("CLAP_weights_2022.pth", "audio_projector_landscape.pth", "landscape.pt", "audio_projector_gh.pth",
+                 "greatest_hits.pt"):
+        (release / name).touch()
+    overlay = tmp_path / "release.yaml"
+    overlay.write_text(
+        "models:\n"
+        f"  msclap_2022: {release}/CLAP_weights_2022.pth\n"
+        "  release:\n"
+        f"    landscape: {{projector: {release}/audio_projector_landscape.pth, adapters: {release}/landscape.pt}}\n"
+        f"    greatest_hits: {{projector: {release}/audio_projector_gh.pth, adapters: {release}/greatest_hits.pt}}\n")
+    text = paper_dry_run(tmp_path, "-p", "results/table1.csv", "results/table2.csv", overlay=overlay)
+    counts = job_counts(text)
+    assert counts["import_release"] == 2 and counts["release_features"] == 2
+    assert counts["generate_table1"] == 3 and counts["generate_eval"] == 2  # the release: one job per dataset
+    assert counts["score"] == 2 and counts["score_edit_release"] == 2
+    assert counts["edit_run"] == 5 * 2
+    for dataset in ("landscape", "greatest_hits"):
+        assert f"--method SonicDiffusion_release --weights results/release/{dataset} " in text
+        assert f"--clap results/features/{dataset}/clap_msclap_2022.safetensors" in text
+        assert f"results/scores/SonicDiffusion_release/{dataset}.json" in text
+        assert f"results/scores_edit/SonicDiffusion_release/{dataset}.json" in text
+    assert "SonicDiffusion_release/ravdess" not in text
+    assert '"kind": "msclap_2022"' in text
+
+    overlay.write_text("models:\n  release:\n    landscpe: {projector: a.pth, adapters: b.pt}\n")
+    cmd = [str(BIN / "snakemake"), "-n", "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path),
+           "--configfile", str(ROOT / "workflow/configs/paper.yaml"), str(overlay)]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    assert out.returncode != 0
+    assert "models.release: 'landscpe' is not a dataset" in out.stdout + out.stderr
+    assert "needs models.msclap_2022" in out.stdout + out.stderr
 
 
 def test_paper_profile_asks_for_gpus(tmp_path):

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from sonic.config import Config, ConfigError
-from sonic.methods import SONIC, variant_of
+from sonic.methods import RELEASE, SONIC, is_sonic, variant_of
 
 log = logging.getLogger(__name__)
 
@@ -15,14 +15,14 @@ def load_generator(cfg: Config, method: str, weights: str | Path):
     """A generator with the :class:`~sonic.models.pipeline.SonicPipeline` call interface for ``method``."""
     from sonic.models import registry
 
-    if variant_of(method) is not None:
+    if is_sonic(method):
         from sonic.models.pipeline import SonicPipeline
 
         return SonicPipeline.from_weights(weights, registry.load_stable_diffusion(cfg))
     from sonic import competitors
 
     if method.lower() not in competitors.METHODS:
-        raise ConfigError(f"unknown method {method!r}: {SONIC}[-<variant>], AudioToken or GlueGen")
+        raise ConfigError(f"unknown method {method!r}: {SONIC}[-<variant>], {RELEASE}, AudioToken or GlueGen")
     return competitors.load_generator(cfg, method.lower(), weights)
 
 

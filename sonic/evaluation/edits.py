@@ -26,7 +26,7 @@ from sonic.data.features import load_clap_cache
 from sonic.data.tables import read_csv, write_csv
 from sonic.evaluation.runs import RUN_COLUMNS, eval_jobs, image_name, write_machine
 from sonic.images import to_pil
-from sonic.methods import EDIT_METHODS
+from sonic.methods import EDIT_METHODS, RELEASE, SONIC
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def _editor(cfg, method: str, weights: str, labels: list[str]):
     from sonic.models.pipeline import SonicPipeline
     from sonic.models.sampling import FrozenSDSampler
 
-    if method == "SonicDiffusion":
+    if method in (SONIC, RELEASE):
         pipe = SonicPipeline.from_weights(weights, registry.load_stable_diffusion(cfg))
         return pipe, lambda embeds, idx: {"audio_embeds": embeds}
     if method == "PnP":
@@ -108,8 +108,8 @@ def edit_run(cfg, method: str, weights: str | None, manifest: str | Path, clap: 
     from sonic.editing.pnp import PnPConfig, edit
     from sonic.images import load_images
 
-    if method not in EDIT_METHODS:
-        raise ValueError(f"unknown editing method {method!r}; one of {EDIT_METHODS}")
+    if method not in EDIT_METHODS + (RELEASE,):
+        raise ValueError(f"unknown editing method {method!r}; one of {EDIT_METHODS + (RELEASE,)}")
     if weights is None and method != "PnP":
         raise ValueError(f"editing with {method} needs its weights folder")
     ed = cfg.edit_settings()

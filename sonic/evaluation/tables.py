@@ -17,6 +17,7 @@ import pandas as pd
 
 from sonic.data.tables import read_csv, write_csv
 from sonic.machine import summary
+from sonic.methods import RELEASE, label
 from sonic.metrics.bootstrap import PER_IMAGE_METRICS as PER_IMAGE
 
 METRICS = ["AIS", "AIC", "IIS", "FID"]
@@ -138,7 +139,7 @@ def markdown(table: pd.DataFrame, kind: str, paper: pd.DataFrame | None = None, 
         cells = [_cell(row, None if paper is None else (ref or {}).get(m, float("nan")), m) for m in METRICS]
         images = f"{row['images']}" + (f" ({row['missing']} missing)" if row.get("missing") else "")
         more = ["–" if pd.isna(row[c]) else f"{row[c]:.4f}" for c in extra]
-        lines.append("| " + " | ".join([row["dataset"], row[key], *cells, images, *more]) + " |")
+        lines.append("| " + " | ".join([row["dataset"], label(row[key]), *cells, images, *more]) + " |")
     notes = []
     if any(f"{m}_lo" in table.columns for m in PER_IMAGE):
         level = f"{round(100 * interval_level)} %"
@@ -151,6 +152,9 @@ def markdown(table: pd.DataFrame, kind: str, paper: pd.DataFrame | None = None, 
         machines = sorted(set(table["generated_on"].dropna()))
         notes.append("Images made on " + "; ".join(machines) + " (floats of CPU runs differ between processor types "
                      "and torch builds: the same seed reproduces these numbers on the same kind of machine).")
+    if RELEASE in set(table[key]):
+        notes.append(f"{label(RELEASE)}: the authors' released weights, imported (`sonic import-release`) and run "
+                     "here with their Microsoft CLAP 2022 encoder, on the same clips and seeds.")
     if paper is not None:
         notes.append("Cells: ours (paper). The paper's numbers are from its tables (`workflow/paper/`).")
     if notes:

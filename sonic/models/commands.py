@@ -66,14 +66,15 @@ def audio_conditions(args: argparse.Namespace, pipe, first: str | None, second: 
 
 
 def load_pipeline(cfg, args: argparse.Namespace, with_audio_encoder: bool):
-    """The SonicDiffusion pipeline of ``--weights`` on ``models.sd`` (and ``models.clap`` when audio is encoded)."""
+    """The SonicDiffusion pipeline of ``--weights`` on ``models.sd`` (and, when audio is encoded, the encoder the
+    weights were made with: ``models.clap``, or ``models.msclap_2022`` for the imported release)."""
     import torch
 
     from sonic.models.pipeline import SonicPipeline
-    from sonic.models.registry import load_audio_encoder, load_stable_diffusion
+    from sonic.models.registry import encoder_config_for, load_audio_encoder, load_stable_diffusion
 
     device = torch.device(args.device)
-    encoder = load_audio_encoder(cfg, device=device) if with_audio_encoder else None
+    encoder = load_audio_encoder(encoder_config_for(cfg, args.weights), device=device) if with_audio_encoder else None
     return SonicPipeline.from_weights(args.weights, load_stable_diffusion(cfg, device=device), audio_encoder=encoder)
 
 

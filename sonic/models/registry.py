@@ -74,6 +74,24 @@ def load_text_encoder(cfg: Config, device: str | torch.device = "cpu", dtype: to
 AUDIO_ENCODER_KINDS = ("clap", "msclap_2022")
 
 
+def encoder_config_for(cfg: Config, weights_dir: str | Path) -> Config:
+    """``cfg`` with the audio encoder a weights folder was made with: the configured one, or for weights that name
+    another (the imported release: Microsoft CLAP 2022), that one from ``models.msclap_2022``."""
+    from dataclasses import replace
+
+    from sonic.config import AudioEncoderConfig
+    from sonic.models.io import read_config
+
+    wanted = read_config(weights_dir).get("metadata", {}).get("audio_encoder")
+    if not wanted or wanted["kind"] == cfg.audio_encoder.kind:
+        return cfg
+    if wanted["kind"] != "msclap_2022":
+        raise ConfigError(f"{weights_dir}: made with audio encoder {wanted['kind']!r}, the config has "
+                          f"{cfg.audio_encoder.kind!r}")
+    location = cfg.models.require("msclap_2022")
+    return replace(cfg, models=replace(cfg.models, clap=location), audio_encoder=AudioEncoderConfig(**wanted))
+
+
 def load_audio_encoder(cfg: Config, device: str | torch.device = "cpu"):
     """The audio encoder of ``audio_encoder.kind`` from ``models.clap`` (LAION CLAP: a transformers folder;
     ``msclap_2022``: the ``CLAP_weights_2022.pth`` file), checked against ``audio_encoder.embed_dim`` /

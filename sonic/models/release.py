@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from sonic.methods import RELEASE_ENCODER
 from sonic.models.io import FORMAT, VERSION, write_folder
 from sonic.models.projector import ProjectorConfig, ReleaseProjector
 
@@ -154,7 +155,7 @@ def import_release(projector: str | Path, adapters: str | Path, out: str | Path,
         "adapters": {"layers": layers},
         "metadata": {"imported_from": {"projector": str(projector), "projector_sha256": _sha256(projector),
                                        "adapters": str(adapters), "adapters_sha256": _sha256(adapters)},
-                     "release": True, "gates": gates},
+                     "release": True, "gates": gates, "audio_encoder": RELEASE_ENCODER},
     }
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

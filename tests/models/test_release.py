@@ -192,3 +192,22 @@ def test_import_release_command(release_files, tmp_path, capsys):
     assert rc == 0 and (tmp_path / "w" / CONFIG_NAME).is_file()
     meta = json.loads((tmp_path / "w" / CONFIG_NAME).read_text())["metadata"]
     assert meta["release"] is True and len(meta["imported_from"]["projector_sha256"]) == 64
+
+
+def test_imported_weights_name_their_audio_encoder(release_files, tmp_path):
+    """`sonic generate --weights <imported>` encodes audio with Microsoft CLAP 2022 (models.msclap_2022), whatever
+    the config's own encoder; without that key it says which key is missing."""
+    from sonic import config
+    from sonic.models.registry import encoder_config_for
+
+    out = import_release(*release_files, tmp_path / "weights", heads=HEADS)
+    base = {"models": {"sd": "sd", "clap": "laion", "msclap_2022": None}, "audio_encoder": {"kind": "clap", "embed_dim": 24,
+                                                                       "sample_rate": 48000}}
+    with pytest.raises(config.ConfigError, match="models.msclap_2022 is not set"):
+        encoder_config_for(config.from_dict(base, partial=True), out)
+    cfg = config.from_dict({**base, "models": {**base["models"], "msclap_2022": "ckpts/CLAP_weights_2022.pth"}},
+                           partial=True)
+    used = encoder_config_for(cfg, out)
+    assert used.models.clap == "ckpts/CLAP_weights_2022.pth"
+    assert (used.audio_encoder.kind, used.audio_encoder.embed_dim, used.audio_encoder.sample_rate) == (
+        "msclap_2022", 1024, 44100)
