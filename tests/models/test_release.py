@@ -211,3 +211,25 @@ def test_imported_weights_name_their_audio_encoder(release_files, tmp_path):
     assert used.models.clap == "ckpts/CLAP_weights_2022.pth"
     assert (used.audio_encoder.kind, used.audio_encoder.embed_dim, used.audio_encoder.sample_rate) == (
         "msclap_2022", 1024, 44100)
+
+
+def test_the_release_method_loads_as_a_sonic_pipeline_and_is_labelled_in_tables(release_files, tmp_path, sd_folder):
+    from sonic import config
+    from sonic.evaluation import tables
+    from sonic.evaluation.commands import load_generator
+    from sonic.methods import RELEASE
+    from tests.tiny import tiny_config_dict
+
+    out = import_release(*release_files, tmp_path / "weights", heads=HEADS)
+    generator = load_generator(config.from_dict(tiny_config_dict(sd_folder)), RELEASE, out)
+    assert isinstance(generator, SonicPipeline) and isinstance(generator.projector, ReleaseProjector)
+
+    files = []
+    for name, method in (("a", "SonicDiffusion"), ("b", RELEASE)):
+        files.append(tmp_path / f"{name}.json")
+        files[-1].write_text(json.dumps({"dataset": "landscape", "method": method, "AIS": 0.5, "AIC": 0.5,
+                                         "IIS": 0.5, "FID": 10.0, "images": 4}))
+    tables.write_table(files, "table1", tmp_path / "t.csv", tmp_path / "t.md")
+    md = (tmp_path / "t.md").read_text()
+    assert "| landscape | SonicDiffusion (release) | 0.5000 |" in md and "sonic import-release" in md
+    assert (tmp_path / "t.csv").read_text().count(RELEASE) == 1  # the CSV keeps the method id
