@@ -97,6 +97,18 @@ def trainable_state(projector: AudioProjector | ReleaseProjector, adapters: Audi
     return state | {f"adapters.{k}": v for k, v in adapters.state_dict().items()}
 
 
+def read_torch_file(path: str | Path, what: str):
+    """A ``.pt``/``.pth`` file of another project (the released weights, a CLAP checkpoint), read with
+    ``torch.load(weights_only=True)``: tensors and plain containers only, never arbitrary pickled objects."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file (expected {what})")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise ValueError(f"{path}: not a readable PyTorch file of tensors ({what}): {err}") from err
+
+
 PROJECTOR_FORMAT = "sonic-diffusion-projector"
 
 

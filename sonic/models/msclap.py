@@ -45,6 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sonic.audio import apply_gain
+from sonic.models.io import read_torch_file
 
 log = logging.getLogger(__name__)
 
@@ -235,13 +236,7 @@ def config_from_state(audio: Mapping[str, torch.Tensor], base: MsClapConfig | No
 
 def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     """The full ``model`` state dict of a CLAP checkpoint (``{"model": ...}``, or a bare state dict)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file (expected CLAP_weights_2022.pth)")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ValueError(f"{path}: not a readable PyTorch checkpoint ({err})") from err
+    data = read_torch_file(path, "CLAP_weights_2022.pth")
     state = data.get("model", data) if isinstance(data, Mapping) else None
     if not isinstance(state, Mapping) or not any(str(k).startswith(PREFIX) for k in state):
         raise ValueError(f"{path}: no '{PREFIX}*' keys; not a Microsoft CLAP checkpoint")

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from sonic.methods import RELEASE_ENCODER
-from sonic.models.io import FORMAT, VERSION, write_folder
+from sonic.models.io import FORMAT, VERSION, read_torch_file, write_folder
 from sonic.models.projector import ProjectorConfig, ReleaseProjector
 
 log = logging.getLogger(__name__)
@@ -51,13 +51,7 @@ _DOWN_PER_BLOCK, _UP_PER_BLOCK = 2, 3
 
 def read_state(path: str | Path, what: str) -> dict[str, torch.Tensor]:
     """A released ``.pth``/``.pt`` file: a flat ``{name: tensor}`` dict, read with ``weights_only=True``."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file (the released {what})")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ValueError(f"{path}: not a readable PyTorch file of tensors ({err})") from err
+    state = read_torch_file(path, f"the released {what}")
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError(f"{path}: expected a dict of tensors (the released {what}), got {type(state).__name__}")
     return {str(k): v for k, v in state.items()}
