@@ -33,19 +33,27 @@ def _cluster_sums(values: np.ndarray, clusters: Sequence) -> tuple[np.ndarray, n
     return sums, counts
 
 
+def resampled_means(values: Sequence[float], clusters: Sequence, samples: int = 2000, seed: int = 0) -> np.ndarray:
+    """The mean of ``values`` in each of ``samples`` resamplings of the clusters (``clusters[i]``: the evaluation
+    clip of image ``i``); their standard deviation is the metric's bootstrap standard error."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim != 1 or len(values) != len(clusters) or not len(values):
+        raise ValueError(f"need one cluster per value, got {values.shape} values and {len(clusters)} clusters")
+    if samples < 1:
+        raise ValueError(f"samples must be >= 1, got {samples}")
+    sums, counts = _cluster_sums(values, clusters)
+    picks = np.random.default_rng(seed).integers(0, len(sums), size=(samples, len(sums)))
+    return sums[picks].sum(axis=1) / counts[picks].sum(axis=1)
+
+
 def cluster_bootstrap(values: Sequence[float], clusters: Sequence, samples: int = 2000, level: float = 0.95,
                       seed: int = 0) -> Interval:
     """The mean of ``values`` and its ``level`` percentile interval over ``samples`` resamplings of the clusters
     (``clusters[i]``: the evaluation clip of image ``i``)."""
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie in (0, 1), got {level}")
+    stats = resampled_means(values, clusters, samples, seed)
     values = np.asarray(values, dtype=np.float64)
-    if values.ndim != 1 or len(values) != len(clusters) or not len(values):
-        raise ValueError(f"need one cluster per value, got {values.shape} values and {len(clusters)} clusters")
-    if not 0 < level < 1 or samples < 1:
-        raise ValueError(f"level must lie in (0, 1) and samples be >= 1, got {level}, {samples}")
-    sums, counts = _cluster_sums(values, clusters)
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, len(sums), size=(samples, len(sums)))
-    stats = sums[picks].sum(axis=1) / counts[picks].sum(axis=1)
     lo, hi = np.quantile(stats, [(1 - level) / 2, (1 + level) / 2])
     mean = float(values.mean())
     # a constant metric: every resample equals it (quantiles of equal floats can differ in the last bit)

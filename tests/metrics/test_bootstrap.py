@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from sonic.metrics.bootstrap import cluster_bootstrap, paired_difference
+from sonic.metrics.bootstrap import cluster_bootstrap, paired_difference, resampled_means
 
 
 def test_the_interval_of_a_constant_metric_is_a_point():
@@ -54,3 +54,14 @@ def test_bad_input_is_an_error():
         cluster_bootstrap([1.0, 2.0], [0])
     with pytest.raises(ValueError, match="differ in shape"):
         paired_difference([1.0], [1.0, 2.0], [0])
+
+
+def test_the_bootstrap_standard_error_matches_the_analytic_one():
+    # 400 independent 0/1 hits at p = 0.5, one per clip: SE = sqrt(p (1 - p) / n) = 0.025
+    hits = np.tile([0.0, 1.0], 200)
+    se = resampled_means(hits, np.arange(400), samples=4000, seed=1).std()
+    assert se == pytest.approx(0.025, rel=0.08)
+    # the same 400 hits as 100 clips x 4 identical seeds: the seeds add nothing, SE = sqrt(.25 / 100) = 0.05
+    clustered = np.repeat(np.tile([0.0, 1.0], 50), 4)
+    se = resampled_means(clustered, np.repeat(np.arange(100), 4), samples=4000, seed=1).std()
+    assert se == pytest.approx(0.05, rel=0.08)
