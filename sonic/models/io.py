@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import torch
 from safetensors.torch import load_file, save_file
 
-from sonic.models.projector import AudioProjector, ProjectorConfig, ReleaseProjector, build_projector
+from sonic.models.projector import Projector, ProjectorConfig, build_projector
 
 if TYPE_CHECKING:  # the adapters import diffusers; projector files (stage 1) are read and written without it
     from diffusers import UNet2DConditionModel
@@ -28,7 +28,7 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 
 
-def save_weights(path: str | Path, projector: AudioProjector | ReleaseProjector, adapters: AudioAdapters, **metadata) -> Path:
+def save_weights(path: str | Path, projector: Projector, adapters: AudioAdapters, **metadata) -> Path:
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().contiguous().cpu() for k, v in trainable_state(projector, adapters).items()}
@@ -64,7 +64,7 @@ def read_config(path: str | Path, fmt: str = FORMAT, what: str = "SonicDiffusion
     return config
 
 
-def load_weights(path: str | Path, unet: UNet2DConditionModel) -> tuple[AudioProjector | ReleaseProjector, AudioAdapters]:
+def load_weights(path: str | Path, unet: UNet2DConditionModel) -> tuple[Projector, AudioAdapters]:
     """Build the projector, install the saved layers into ``unet`` and load both strictly."""
     path = Path(path)
     config = read_config(path)
@@ -91,7 +91,7 @@ def load_weights(path: str | Path, unet: UNet2DConditionModel) -> tuple[AudioPro
     return projector, adapters
 
 
-def trainable_state(projector: AudioProjector | ReleaseProjector, adapters: AudioAdapters) -> dict[str, torch.Tensor]:
+def trainable_state(projector: Projector, adapters: AudioAdapters) -> dict[str, torch.Tensor]:
     """The same key space as the weights file, for comparisons in tests and checkpoints."""
     state = {f"projector.{k}": v for k, v in projector.state_dict().items()}
     return state | {f"adapters.{k}": v for k, v in adapters.state_dict().items()}
@@ -112,7 +112,7 @@ def read_torch_file(path: str | Path, what: str):
 PROJECTOR_FORMAT = "sonic-diffusion-projector"
 
 
-def save_projector(path: str | Path, projector: AudioProjector | ReleaseProjector, **metadata) -> Path:
+def save_projector(path: str | Path, projector: Projector, **metadata) -> Path:
     """A projector alone (the stage-1 result): ``config.json`` + ``model.safetensors`` with its module-path keys."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
@@ -122,7 +122,7 @@ def save_projector(path: str | Path, projector: AudioProjector | ReleaseProjecto
     return write_folder(path, tensors, config)
 
 
-def load_projector(path: str | Path) -> AudioProjector | ReleaseProjector:
+def load_projector(path: str | Path) -> Projector:
     """The projector written by :func:`save_projector`, loaded strictly."""
     path = Path(path)
     config = read_config(path, PROJECTOR_FORMAT, "projector")

@@ -50,8 +50,8 @@ from sonic.models.io import read_torch_file
 log = logging.getLogger(__name__)
 
 PREFIX = "audio_encoder."  # the audio branch inside the checkpoint's "model" dict
-FRONT_END_KEYS = ("base.spectrogram_extractor.stft.conv_real.weight", "base.spectrogram_extractor.stft.conv_imag.weight",
-                  "base.logmel_extractor.melW")
+FRONT_END_KEYS = ("base.spectrogram_extractor.stft.conv_real.weight",
+                  "base.spectrogram_extractor.stft.conv_imag.weight", "base.logmel_extractor.melW")
 NUM_BLOCKS = 6
 
 

@@ -207,6 +207,9 @@ class ReleaseProjector(nn.Module):
         return self(torch.zeros(batch_size, self.config.audio_dim, device=p.device, dtype=p.dtype))
 
 
-def build_projector(config: ProjectorConfig) -> AudioProjector | ReleaseProjector:
+Projector = AudioProjector | ReleaseProjector  # either architecture (config.architecture)
+
+
+def build_projector(config: ProjectorConfig) -> Projector:
     """The projector of ``config.architecture``: the paper's (default) or the authors' released module."""
     return ReleaseProjector(config) if config.architecture == "release" else AudioProjector(config)

@@ -201,8 +201,8 @@ def test_imported_weights_name_their_audio_encoder(release_files, tmp_path):
     from sonic.models.registry import encoder_config_for
 
     out = import_release(*release_files, tmp_path / "weights", heads=HEADS)
-    base = {"models": {"sd": "sd", "clap": "laion", "msclap_2022": None}, "audio_encoder": {"kind": "clap", "embed_dim": 24,
-                                                                       "sample_rate": 48000}}
+    base = {"models": {"sd": "sd", "clap": "laion", "msclap_2022": None},
+            "audio_encoder": {"kind": "clap", "embed_dim": 24, "sample_rate": 48000}}
     with pytest.raises(config.ConfigError, match="models.msclap_2022 is not set"):
         encoder_config_for(config.from_dict(base, partial=True), out)
     cfg = config.from_dict({**base, "models": {**base["models"], "msclap_2022": "ckpts/CLAP_weights_2022.pth"}},
