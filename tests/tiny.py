@@ -48,17 +48,11 @@ def tiny_vae(seed: int = 0) -> AutoencoderKL:
 
 
 def write_tokenizer(folder: Path) -> CLIPTokenizer:
-    """A byte-level BPE vocabulary with no merges: every character is a token."""
-    from transformers.convert_slow_tokenizer import bytes_to_unicode
+    """A byte-level BPE vocabulary with no merges: every character is a token (sonic.models.text.char_tokenizer)."""
+    from sonic.models.text import char_tokenizer
 
     folder.mkdir(parents=True, exist_ok=True)
-    chars = sorted(set(bytes_to_unicode().values()))
-    vocab = {c: i for i, c in enumerate(chars)}
-    for c in chars:
-        vocab[c + "</w>"] = len(vocab)
-    vocab["<|startoftext|>"] = len(vocab)
-    vocab["<|endoftext|>"] = len(vocab)
-    tok = CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
+    tok = char_tokenizer()
     tok.save_pretrained(folder)
     return tok
 
