@@ -213,7 +213,8 @@ def register(sub) -> None:
     q.add_argument("--index", required=True, help="CSV row -> clip_id, label")
     q = steps.add_parser("generate", help="generate the evaluation subset (eval clips x evaluation.seeds) of one "
                          "or more methods (one --weights and one --out per --method, in order)")
-    q.add_argument("--method", required=True, nargs="+", help="SonicDiffusion[-<variant>], AudioToken or GlueGen")
+    q.add_argument("--method", required=True, nargs="+",
+                   help="SonicDiffusion[-<variant>], AudioToken, GlueGen or SonicDiffusion_release")
     q.add_argument("--weights", required=True, nargs="+", help="each method's trained weights folder")
     _dataset_args(q)
     q.add_argument("--out", required=True, nargs="+", help="folders: <clip_id>_<seed>.png + manifest.csv")
@@ -229,7 +230,7 @@ def register(sub) -> None:
     q.add_argument("--per-image", nargs="+", help="CSV of per-image scores and predicted labels")
     q.add_argument("--seeds", type=int, help="images per clip (default evaluation.seeds; editing: sources)")
     q = steps.add_parser("edit", help="Table 2: edit the source images with every evaluation audio (PnP)")
-    q.add_argument("--method", required=True, help="SonicDiffusion, PnP, AudioToken or GlueGen")
+    q.add_argument("--method", required=True, help="SonicDiffusion, PnP, AudioToken, GlueGen or SonicDiffusion_release")
     q.add_argument("--weights", help="the method's weights (PnP: none)")
     _dataset_args(q)
     q.add_argument("--inversions", required=True, help="the sources' inversions (`evaluate invert`), read only")
