@@ -190,18 +190,17 @@ def clap_cache(method, dataset, output="embeddings"):
     return getattr(features.output, output).format(dataset=dataset)
 
 
+def run_method(wildcards):
+    """The method of a generation job (`method`) or an editing job (`edit_method`)."""
+    return getattr(wildcards, "method", None) or wildcards.edit_method
+
+
 def method_clap(wildcards):
-    return clap_cache(
-        getattr(wildcards, "method", None) or wildcards.edit_method, wildcards.dataset
-    )
+    return clap_cache(run_method(wildcards), wildcards.dataset)
 
 
 def method_clap_index(wildcards):
-    return clap_cache(
-        getattr(wildcards, "method", None) or wildcards.edit_method,
-        wildcards.dataset,
-        "index",
-    )
+    return clap_cache(run_method(wildcards), wildcards.dataset, "index")
 
 
 wildcard_constraints:

@@ -59,6 +59,24 @@ rule edit_run:
         "--threads {threads} > {log:q} 2>&1"
 
 
+# what scoring an editing run reads, and its command: score_edit (Table 2's methods of a dataset in one job) and
+# score_edit_release (the released model's run) alike
+EDIT_SCORE_SETTINGS = settings(
+    "models.clip_ais",
+    "models.clip_eval",
+    "models.fid_features",
+    "generation.resolution",
+    "evaluation.bootstrap_samples",
+    "evaluation.interval_level",
+)
+EDIT_SCORE_SHELL = (
+    "sonic evaluate score --settings {params.settings:q} --method {params.methods:q} "
+    "--dataset {wildcards.dataset:q} --manifest {input.manifest:q} --references {input.references:q} "
+    "--references-index {input.index:q} --images {input.images:q} --seeds {params.sources} "
+    "--out {output.scores:q} --per-image {output.per_image:q} --threads {threads} > {log:q} 2>&1"
+)
+
+
 rule score_edit:  # all methods of a dataset in one job (one process: imports and models loaded once)
     input:
         manifest=rules.manifest.output.manifest,
@@ -86,21 +104,11 @@ rule score_edit:  # all methods of a dataset in one job (one process: imports an
         mem_mb=8000,
         runtime=60,
     params:
-        settings=settings(
-            "models.clip_ais",
-            "models.clip_eval",
-            "models.fid_features",
-            "generation.resolution",
-            "evaluation.bootstrap_samples",
-            "evaluation.interval_level",
-        ),
+        settings=EDIT_SCORE_SETTINGS,
         sources=EDITING.num_sources,
         methods=EDIT_METHODS,
     shell:
-        "sonic evaluate score --settings {params.settings:q} --method {params.methods:q} "
-        "--dataset {wildcards.dataset:q} --manifest {input.manifest:q} --references {input.references:q} "
-        "--references-index {input.index:q} --images {input.images:q} --seeds {params.sources} "
-        "--out {output.scores:q} --per-image {output.per_image:q} --threads {threads} > {log:q} 2>&1"
+        EDIT_SCORE_SHELL
 
 
 rule score_edit_release:  # the released model's edits of a dataset (models.release), scored as score_edit does
@@ -113,7 +121,7 @@ rule score_edit_release:  # the released model's edits of a dataset (models.rele
         scores=results("scores_edit", RELEASE, "{dataset}.json"),
         per_image=results("scores_edit", RELEASE, "{dataset}_images.csv"),
     log:
-        results("logs", "scores_edit", RELEASE + "_{dataset}.log"),
+        results("logs", "scores_edit", f"{RELEASE}_{{dataset}}.log"),
     wildcard_constraints:
         dataset=one_of(RELEASE_DATASETS),
     conda:
@@ -123,21 +131,11 @@ rule score_edit_release:  # the released model's edits of a dataset (models.rele
         mem_mb=8000,
         runtime=60,
     params:
-        settings=settings(
-            "models.clip_ais",
-            "models.clip_eval",
-            "models.fid_features",
-            "generation.resolution",
-            "evaluation.bootstrap_samples",
-            "evaluation.interval_level",
-        ),
+        settings=EDIT_SCORE_SETTINGS,
         sources=EDITING.num_sources,
-        method=RELEASE,
+        methods=RELEASE,
     shell:
-        "sonic evaluate score --settings {params.settings:q} --method {params.method:q} "
-        "--dataset {wildcards.dataset:q} --manifest {input.manifest:q} --references {input.references:q} "
-        "--references-index {input.index:q} --images {input.images:q} --seeds {params.sources} "
-        "--out {output.scores:q} --per-image {output.per_image:q} --threads {threads} > {log:q} 2>&1"
+        EDIT_SCORE_SHELL
 
 
 rule table2:
