@@ -17,6 +17,7 @@ from sonic.methods import (  # noqa: E402
     ABLATION_VARIANTS,
     COMPETITORS,
     EDIT_METHODS,
+    EDITORS,
     RELEASE,
     RELEASE_ENCODER,
     TABLE1_TRAINED,
@@ -271,7 +272,7 @@ EDIT_DATASETS = list(EDITING.datasets or DATASETS)
 
 
 wildcard_constraints:
-    edit_method=one_of(list(EDIT_METHODS) + [RELEASE]),
+    edit_method=one_of(EDITORS),
 
 
 def edit_weights(wildcards):

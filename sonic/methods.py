@@ -16,6 +16,7 @@ RELEASE = "SonicDiffusion_release"  # the authors' released weights, in Tables 1
 LABELS = {RELEASE: "SonicDiffusion (release)"}  # how the Markdown tables name a method id
 # the release's audio encoder (the audio_encoder section it needs; its checkpoint: models.msclap_2022)
 RELEASE_ENCODER = {"kind": "msclap_2022", "embed_dim": 1024, "sample_rate": 44100}
+EDITORS = EDIT_METHODS + (RELEASE,)  # every method an editing run accepts (the release only where configured)
 ABLATION_VARIANTS = {  # the variants of each ablation table, as in the paper
     "table3": ("full", "no_contrastive", "no_mse"),
     "table4": ("full", "no_stage1", "projector_frozen_stage2", "single_token"),

@@ -26,7 +26,7 @@ from sonic.data.features import load_clap_cache
 from sonic.data.tables import read_csv, write_csv
 from sonic.evaluation.runs import RUN_COLUMNS, eval_jobs, image_name, write_machine
 from sonic.images import to_pil
-from sonic.methods import EDIT_METHODS, RELEASE, SONIC
+from sonic.methods import EDITORS, RELEASE, SONIC
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +108,8 @@ def edit_run(cfg, method: str, weights: str | None, manifest: str | Path, clap: 
     from sonic.editing.pnp import PnPConfig, edit
     from sonic.images import load_images
 
-    if method not in EDIT_METHODS + (RELEASE,):
-        raise ValueError(f"unknown editing method {method!r}; one of {EDIT_METHODS + (RELEASE,)}")
+    if method not in EDITORS:
+        raise ValueError(f"unknown editing method {method!r}; one of {EDITORS}")
     if weights is None and method != "PnP":
         raise ValueError(f"editing with {method} needs its weights folder")
     ed = cfg.edit_settings()
