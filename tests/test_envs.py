@@ -57,11 +57,20 @@ def pip_pins(env: dict) -> dict[str, str]:
 
 
 # ---- rules -----------------------------------------------------------------------------------------------
+def shell_constants(text: str) -> dict[str, str]:
+    """Module-level string constants of a rule file (``NAME = ("..." "...")``), as a rule's ``shell:`` may name one."""
+    out = {}
+    for m in re.finditer(r'(?ms)^([A-Z_][A-Z0-9_]*) = (\(\n(?:\s+".*?"\n)+\)|".*?")$', text):
+        out[m.group(1)] = ast.literal_eval(m.group(2))
+    return out
+
+
 def parse_rules() -> dict[str, dict]:
     """rule name -> {file, conda, shell} from the text of rules/*.smk (rules may be nested in `if` blocks)."""
     rules = {}
     for path in RULE_FILES:
         lines = path.read_text().splitlines()
+        constants = shell_constants(path.read_text())
         for i, line in enumerate(lines):
             m = re.match(r"^(\s*)rule (\w+):", line)
             if not m:
@@ -90,7 +99,7 @@ def parse_rules() -> dict[str, dict]:
                 "file": path,
                 "conda": conda,
                 "runs": any(k in directives for k in RUN_DIRECTIVES),
-                "shell": " ".join(directives.get("shell", [])),
+                "shell": constants.get(shell := " ".join(directives.get("shell", [])), shell),
             }
     return rules
 
