@@ -103,6 +103,19 @@ def model_input(key):
 
 
 PRETRAIN = CFG.pretrain.enabled
+# Rehearsal: what `sonic rehearse models` writes (folders, then files), each location `models` names once
+RANDOM_MODEL_DIRS = sorted(
+    {
+        getattr(CFG.models, k)
+        for k in ("sd", "clap", "blip2", "clip_ais", "clip_eval")
+        if getattr(CFG.models, k)
+    }
+)
+RANDOM_MODEL_FILES = [
+    getattr(CFG.models, k)
+    for k in ("wav2clip", "fid_features", "msclap_2022")
+    if getattr(CFG.models, k)
+] + [f for files in (CFG.models.release or {}).values() for f in files.values()]
 
 # Training variants (sonic.variants). Variants with equal stage-1 inputs share one stage-1 run.
 TRAINING = CFG.training

@@ -120,3 +120,29 @@ if PRETRAIN:
         shell:
             "sonic pretrain sd --settings {params.settings:q} --manifests {input.manifests:q} "
             "--out {output.model:q} --threads {threads} > {log:q} 2>&1"
+
+
+# Rehearsal (workflow/configs/rehearsal.yaml; README, Rehearsal): paper-size models with random weights, in the
+# real on-disk formats, at the locations `models` names.
+if CFG.pretrain.random_weights:
+
+    rule rehearsal_models:
+        output:
+            models=[directory(m) for m in RANDOM_MODEL_DIRS],
+            files=RANDOM_MODEL_FILES,
+        log:
+            results("logs", "pretrain", "rehearsal_models.log"),
+        benchmark:
+            results("benchmarks", "pretrain", "rehearsal_models.tsv")
+        priority: 10
+        conda:
+            "../envs/pretrain.yaml"
+        threads: 1
+        resources:
+            mem_mb=12000,
+            runtime=60,
+        params:
+            settings=settings("seed", "models"),
+            cache=results("rehearsal", "wheels"),
+        shell:
+            "sonic rehearse models --settings {params.settings:q} --cache {params.cache:q} > {log:q} 2>&1"

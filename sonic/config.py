@@ -140,6 +140,7 @@ class DataConfig:
 @dataclass(frozen=True)
 class PretrainConfig:
     enabled: bool = False
+    random_weights: bool = False  # rehearsal: paper-size random-weight models (sonic.demo.random_models)
     evaluate: bool = True
     steps: dict[str, int | None] = field(default_factory=dict)  # per miniature model; unnamed = its own default
 
@@ -407,6 +408,9 @@ def from_dict(data: dict, source: str = "<config>", partial: bool = False) -> Co
 
 def _check(cfg: Config) -> None:
     """Cross-section checks of a whole configuration."""
+    if cfg.pretrain.enabled and cfg.pretrain.random_weights:
+        raise ConfigError(f"{cfg.source}: pretrain.enabled and pretrain.random_weights both write the `models` "
+                          "locations; set one of them")
     if cfg.data.split == "file":
         missing = [name for name in sorted(cfg.data.datasets) if not cfg.data.split_files(name)]
         if missing:

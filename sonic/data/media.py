@@ -278,10 +278,14 @@ def write_video(
     audio: np.ndarray | None = None,
     sample_rate: int | None = None,
     crf: int = 23,
+    filters: str | None = None,
+    variable_rate: bool = False,
 ) -> None:
     """Write an mp4 with H.264 (yuv420p) video and, when ``audio`` is given, an AAC audio stream.
 
-    ``frames``: (T, H, W, 3) uint8 with even H and W; ``audio``: (N,) or (N, C) float in [-1, 1].
+    ``frames``: (T, H, W, 3) uint8 with even H and W; ``audio``: (N,) or (N, C) float in [-1, 1]. ``filters``: an
+    ffmpeg video filter chain applied on the way (e.g. ``scale=1280:720,fps=30``); ``variable_rate``: keep each
+    frame's own timestamp (``-fps_mode vfr``, for a chain that drops frames).
     """
     import soundfile as sf
 
@@ -303,6 +307,10 @@ def write_video(
         "fflags": "+bitexact",
         "x264-params": "threads=1",
     }
+    if filters:
+        out_kwargs["vf"] = filters
+    if variable_rate:
+        out_kwargs["fps_mode"] = "vfr"
     with tempfile.TemporaryDirectory() as tmp:
         if audio is not None:
             if not sample_rate:

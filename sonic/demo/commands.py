@@ -57,11 +57,22 @@ def run_pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_rehearse_models(args: argparse.Namespace) -> int:
+    """Paper-size models with random weights at the locations ``models`` names (README, Rehearsal)."""
+    from sonic.demo import random_models
+
+    cfg = config.from_args(args)
+    written = random_models.write_all(cfg, only=args.only, cache=Path(args.cache) if args.cache else None,
+                                      clip_vocab=args.clip_vocab)
+    print(json.dumps(written, indent=2))
+    return 0
+
+
 def register(sub) -> None:
     p = sub.add_parser("synth", help="write a synthetic dataset in its native on-disk format (demo profile)")
     config.add_arguments(p)
     p.add_argument("--dataset", required=True, help="dataset name from data.datasets")
-    p.add_argument("--size", choices=["smoke", "demo"], help="default: data.synth.size")
+    p.add_argument("--size", choices=["smoke", "demo", "rehearsal"], help="default: data.synth.size")
     p.add_argument("--bad-inputs", action="store_true", help="also write corrupt and edge-case files")
     p.add_argument("--out", required=True, help="root folder; the native layout is written inside")
     p.set_defaults(func=run_synth)
@@ -73,3 +84,14 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, help="model folder (save_pretrained layout) or file (wav2clip)")
     p.add_argument("--steps", type=int, help="training steps (default: pretrain.steps.<model> or the model's own)")
     p.set_defaults(func=run_pretrain)
+
+    p = sub.add_parser("rehearse", help="paper-size stand-ins for a rehearsal of the paper run (README, Rehearsal)")
+    steps = p.add_subparsers(dest="step", required=True)
+    q = steps.add_parser("models", help="write random-weight, paper-size models where `models` points, in the "
+                                        "real on-disk formats")
+    config.add_arguments(q)
+    q.add_argument("--only", nargs="+", metavar="KEY", help="only these models.* keys (and `release`)")
+    q.add_argument("--clip-vocab", help="a local bpe_simple_vocab_16e6.txt.gz (default: read from the "
+                                        "open_clip_torch wheel, downloaded with pip without its dependencies)")
+    q.add_argument("--cache", help="folder for that wheel (default: the system's temporary folder)")
+    q.set_defaults(func=run_rehearse_models)

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import datetime
 import io
+import math
 import re
 import shutil
 import tempfile
 import zipfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import ffmpeg
@@ -66,6 +67,36 @@ _BAD_RAVDESS_ACTOR = 24  # RAVDESS edge cases are filed under this actor, which 
 
 
 @dataclass(frozen=True)
+class VideoFormat:
+    """How a dataset's files are written: the world renders 128 x 128 frames at ``FPS`` and 48 kHz mono audio;
+    ``size`` (width, height) scales the frames, ``fps`` repeats them to a higher rate, ``vfr`` drops every third
+    frame of the second half (variable frame rate, each kept frame at its own time), ``audio_rate`` and
+    ``channels`` resample and duplicate the audio track (the rehearsal size writes the real formats)."""
+
+    size: tuple[int, int] | None = None
+    fps: int = FPS
+    vfr: bool = False
+    audio_rate: int = AV_RATE
+    channels: int = 1
+
+    def write(self, path: Path, frames: np.ndarray, audio: np.ndarray | None = None) -> None:
+        chain = [f"scale={self.size[0]}:{self.size[1]}:flags=bicubic"] if self.size else []
+        chain += [f"fps={self.fps}"] if self.fps != FPS else []
+        chain += ["select='lt(t,{half})+mod(n,3)'".format(half=len(frames) / FPS / 2)] if self.vfr else []
+        if audio is not None:
+            if self.audio_rate != AV_RATE:
+                g = math.gcd(self.audio_rate, AV_RATE)
+                audio = resample_poly(audio, self.audio_rate // g, AV_RATE // g).astype(np.float32)
+            if self.channels > 1:
+                audio = np.repeat(audio[:, None], self.channels, axis=1)
+        media.write_video(path, frames, FPS, audio, self.audio_rate if audio is not None else None,
+                          filters=",".join(chain) or None, variable_rate=self.vfr)
+
+
+NATIVE = VideoFormat()
+
+
+@dataclass(frozen=True)
 class SynthSize:
     """How much of the world to write: counts per dataset and clip durations (seconds, [low, high])."""
 
@@ -83,6 +114,11 @@ class SynthSize:
     ravdess_statements: tuple[str, ...]
     ravdess_repetitions: tuple[str, ...]
     ravdess_video_only: int  # the first N recordings are also written as modality 02 (no audio stream)
+    # dataset -> its files' formats, cycled over the files (several: mixed resolutions); unnamed: NATIVE
+    video: dict[str, tuple[VideoFormat, ...]] = field(default_factory=dict)
+
+    def formats(self, dataset: str) -> tuple[VideoFormat, ...]:
+        return self.video.get(dataset, (NATIVE,))
 
 
 SIZES: dict[str, SynthSize] = {
@@ -118,6 +154,32 @@ SIZES: dict[str, SynthSize] = {
         ravdess_repetitions=("01",),
         ravdess_video_only=6,
     ),
+    # Paper formats at a few files per dataset (workflow/configs/rehearsal.yaml): RAVDESS 1280x720 at 30 fps with
+    # 48 kHz AAC, Landscape 512x288 with 44.1 kHz stereo, Into the Wild at mixed resolutions and variable frame
+    # rate, Greatest Hits 1280x720 at 30 fps with its 96 kHz wav
+    "rehearsal": SynthSize(
+        gh_videos=5,
+        gh_duration=(20.0, 23.0),
+        gh_materials=GREATEST_HITS_MATERIALS[:3],
+        landscape_classes=("fire crackling", "underwater bubbling", "wind noise"),
+        landscape_train=2,
+        landscape_test=1,
+        landscape_duration=(10.0, 10.0),
+        itw_videos=3,
+        itw_duration=(20, 20),
+        ravdess_actors=(1, 2),
+        ravdess_emotions=("neutral", "happy", "sad"),
+        ravdess_statements=("01",),
+        ravdess_repetitions=("01",),
+        ravdess_video_only=2,
+        video={
+            "greatest_hits": (VideoFormat((1280, 720), 30),),
+            "landscape": (VideoFormat((512, 288), 30, audio_rate=44_100, channels=2),),
+            "into_the_wild": (VideoFormat((1280, 720), 30, vfr=True), VideoFormat((640, 360), 25),
+                              VideoFormat((854, 480), 30, vfr=True)),
+            "ravdess": (VideoFormat((1280, 720), 30),),
+        },
+    ),
 }
 
 
@@ -126,6 +188,11 @@ def _size(size: str) -> SynthSize:
     if size not in SIZES:
         raise ValueError(f"unknown synthetic size {size!r}; choose one of {sorted(SIZES)}")
     return SIZES[size]
+
+
+def _cycle(formats: tuple[VideoFormat, ...], n: int) -> list[VideoFormat]:
+    """``n`` formats, ``formats`` repeated in order (one per file)."""
+    return [formats[i % len(formats)] for i in range(n)]
 
 
 def _run(jobs: list[Callable[[], object]], workers: int) -> list:
@@ -203,11 +270,12 @@ def _write_xlsx(path: Path, df: pd.DataFrame) -> None:
             out.writestr(entry, data)
 
 
-def _clip(path: Path, scene: s.Scene, sound: np.ndarray | None, duration: float, db: float) -> None:
+def _clip(path: Path, scene: s.Scene, sound: np.ndarray | None, duration: float, db: float,
+          fmt: VideoFormat = NATIVE) -> None:
     """Render ``scene`` for ``duration`` s at the brightness of ``db`` and mux ``sound`` (None: no audio stream)."""
     frames = s.to_uint8(s.render(scene, int(round(duration * FPS)), world.brightness_gain(db)))
     audio = None if sound is None else s.at_rms(sound, db) if np.any(sound) else sound.astype(np.float32)
-    media.write_video(path, frames, FPS, audio, AV_RATE if audio is not None else None)
+    fmt.write(path, frames, audio)
 
 
 # ---- Greatest Hits ------------------------------------------------------------------------------------------
@@ -295,6 +363,7 @@ def _gh_video(
     materials: tuple[str, ...],
     seed: int,
     audio: str = "normal",
+    fmt: VideoFormat = NATIVE,
 ) -> None:
     """``<vid>_denoised.mp4``, ``_denoised.wav`` (96 kHz, ``audio_delta`` s longer than the video) and
     ``_times.txt``. ``audio``: "normal", "silent" (all-zero wav and AAC track) or "none" (no audio stream, no wav)."""
@@ -307,12 +376,12 @@ def _gh_video(
     frames = _gh_frames(rng, segs, hits, int(round(duration * FPS)))
     mp4 = folder / f"{vid}_denoised.mp4"
     if audio == "none":
-        media.write_video(mp4, frames, FPS)
+        fmt.write(mp4, frames)
         return
     if audio == "silent":
         x = np.zeros_like(x)
     sf.write(folder / f"{vid}_denoised.wav", x.astype(np.float32), GH_WAV_RATE, subtype="PCM_16")
-    media.write_video(mp4, frames, FPS, resample_poly(x, 1, GH_WAV_RATE // AV_RATE).astype(np.float32), AV_RATE)
+    fmt.write(mp4, frames, resample_poly(x, 1, GH_WAV_RATE // AV_RATE).astype(np.float32))
 
 
 def synth_greatest_hits(root: Path, size: str = "demo", seed: int = 0, *, workers: int = 2) -> Path:
@@ -330,8 +399,8 @@ def synth_greatest_hits(root: Path, size: str = "demo", seed: int = 0, *, worker
         (out / "train.txt").write_text("".join(f"{v}\n" for i, v in enumerate(ids) if i not in test))
         (out / "test.txt").write_text("".join(f"{v}\n" for i, v in enumerate(ids) if i in test))
         jobs = [
-            lambda v=v, d=d, a=a: _gh_video(out, v, d, a, cfg.gh_materials, seed)
-            for v, d, a in zip(ids, durations, deltas)
+            lambda v=v, d=d, a=a, f=f: _gh_video(out, v, d, a, cfg.gh_materials, seed, fmt=f)
+            for v, d, a, f in zip(ids, durations, deltas, _cycle(cfg.formats("greatest_hits"), len(ids)))
         ]
         _run(jobs, workers)
 
@@ -340,14 +409,15 @@ def synth_greatest_hits(root: Path, size: str = "demo", seed: int = 0, *, worker
 
 # ---- Landscape ----------------------------------------------------------------------------------------------
 def _landscape_clip(
-    path: Path, cls: str, rng: np.random.Generator, duration: float, db: float, audio: str = "normal"
+    path: Path, cls: str, rng: np.random.Generator, duration: float, db: float, audio: str = "normal",
+    fmt: VideoFormat = NATIVE,
 ) -> None:
     p, r = world.pitch_factor(rng), world.rhythm_factor(rng)
     scene = world.LANDSCAPE_SCENES[cls](rng, p, r)
     sound = None if audio == "none" else world.LANDSCAPE_SOUNDS[cls](rng, int(duration * AV_RATE), AV_RATE, p, r)
     if audio == "silent":
         sound = np.zeros_like(sound)
-    _clip(path, scene, sound, duration, db)
+    _clip(path, scene, sound, duration, db, fmt)
 
 
 def synth_landscape(root: Path, size: str = "demo", seed: int = 0, *, workers: int = 2) -> Path:
@@ -368,7 +438,7 @@ def synth_landscape(root: Path, size: str = "demo", seed: int = 0, *, workers: i
                 duration = _duration(rng, cfg.landscape_duration)
                 jobs.append(
                     lambda p=path, c=cls, j=j, d=duration, db=db: _landscape_clip(
-                        p, c, s.rng_for(seed, "landscape", c, j), d, db
+                        p, c, s.rng_for(seed, "landscape", c, j), d, db, fmt=cfg.formats("landscape")[0]
                     )
                 )
         _run(jobs, workers)
@@ -391,7 +461,7 @@ def synth_into_the_wild(root: Path, size: str = "demo", seed: int = 0, *, worker
             duration = int(rng.integers(cfg.itw_duration[0], cfg.itw_duration[1] + 1))
             rows.append({"ID": vid, **{t: 1 if t in tags else np.nan for t in ITW_TAGS}, "Duration": duration})
 
-            def job(vid=vid, tags=tags, duration=duration, db=db):
+            def job(vid=vid, tags=tags, duration=duration, db=db, fmt=_cycle(cfg.formats("into_the_wild"), k + 1)[k]):
                 rng = s.rng_for(seed, "into_the_wild", vid)
                 p, r = world.pitch_factor(rng), world.rhythm_factor(rng, 0.5)  # r: walking pace
                 scene = world.itw_scene(rng, tags, p, r)
@@ -401,6 +471,7 @@ def synth_into_the_wild(root: Path, size: str = "demo", seed: int = 0, *, worker
                     world.itw_sound(rng, duration * AV_RATE, AV_RATE, tags, p, r),
                     duration,
                     db,
+                    fmt,
                 )
 
             jobs.append(job)
@@ -434,6 +505,7 @@ def _ravdess_file(
     audio: str = "normal",
     duration: float | None = None,
     folder: Path | None = None,
+    fmt: VideoFormat = NATIVE,
 ) -> Path:
     """One sung recording; intensity 02 is louder, brighter and more expressive; odd actors sing an octave lower."""
     name = _ravdess_name("01", emotion, intensity, statement, rep, actor)
@@ -460,12 +532,11 @@ def _ravdess_file(
     folder = folder or _actor_dir(out, actor)
     path = folder / name
     if audio == "none":
-        media.write_video(path, frames, FPS)
+        fmt.write(path, frames)
     else:
-        track = np.zeros(len(song), np.float32) if audio == "silent" else s.at_rms(song, db)
-        media.write_video(path, frames, FPS, track, AV_RATE)
+        fmt.write(path, frames, np.zeros(len(song), np.float32) if audio == "silent" else s.at_rms(song, db))
     if video_only_copy:  # the same performance, as the video-only (modality 02) file: no audio stream
-        media.write_video(folder / _ravdess_name("02", emotion, intensity, statement, rep, actor), frames, FPS)
+        fmt.write(folder / _ravdess_name("02", emotion, intensity, statement, rep, actor), frames)
     return path
 
 
@@ -483,7 +554,8 @@ def synth_ravdess(root: Path, size: str = "demo", seed: int = 0, *, workers: int
             for rep in cfg.ravdess_repetitions
         ]
         jobs = [
-            lambda c=c, k=k: _ravdess_file(out, *c, seed, video_only_copy=k < cfg.ravdess_video_only)
+            lambda c=c, k=k: _ravdess_file(out, *c, seed, video_only_copy=k < cfg.ravdess_video_only,
+                                           fmt=cfg.formats("ravdess")[0])
             for k, c in enumerate(combos)
         ]
         _run(jobs, workers)

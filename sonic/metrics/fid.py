@@ -111,9 +111,9 @@ def fid_from_features(generated: torch.Tensor, real: torch.Tensor) -> float:
 
 
 class InceptionFeatures(nn.Module):
-    """The standard FID network (torchmetrics' ``NoTrainInceptionV3``, 2048-d pool features) from a local weights
-    file (``pt_inception-2015-12-05-6726825d.pth``): images in [0, 1] -> (N, 2048). Needs ``torch-fidelity``
-    (the optional ``fid`` extra), which is imported only here."""
+    """The standard FID network (:class:`sonic.metrics.inception.FidInceptionV3`, 2048-d pool features, the same
+    numbers as torchmetrics / torch-fidelity) from a local weights file (``pt_inception-2015-12-05-6726825d.pth``):
+    images in [0, 1] -> (N, 2048)."""
 
     num_features = 2048
 
@@ -121,16 +121,11 @@ class InceptionFeatures(nn.Module):
         super().__init__()
         from pathlib import Path
 
-        from torchmetrics.image.fid import NoTrainInceptionV3
+        from sonic.metrics.inception import FidInceptionV3
 
         if not Path(weights).is_file():
             raise FileNotFoundError(f"models.fid_features: {weights} is not a file (expected the FID Inception weights)")
-        try:
-            self.net = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"],
-                                          feature_extractor_weights_path=str(weights))
-        except ModuleNotFoundError as err:
-            raise ModuleNotFoundError(f"models.fid_features={weights} needs torch-fidelity: pip install -e '.[fid]' "
-                                      f"({err})") from err
+        self.net = FidInceptionV3.from_file(weights)
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:

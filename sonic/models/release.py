@@ -94,6 +94,30 @@ def map_adapters(released: Mapping[str, torch.Tensor], source: str = "adapters")
     return layers, mapped
 
 
+def released_adapter_state(unet, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    """Random adapters in the released ``<dataset>.pt`` layout for ``unet`` (a paper-size rehearsal; meta-device
+    UNets serve, only shapes are read): for the mid block and each attention of decoder blocks 1-3, as the authors'
+    block creates them, an Attention shaped like the block's text cross-attention, a LayerNorm and a gate of
+    shape [1] (N(0, 0.02) weights, unit norms, gate 0.1)."""
+    state = {}
+    paths = ["mid_block.attentions.0"] + [f"up_blocks.{b}.attentions.{a}" for b in (1, 2, 3) for a in range(3)]
+    modules = dict(unet.named_modules())
+    for path in paths:
+        attn2 = modules[path].transformer_blocks[0].attn2
+        prefix = f"{path}.transformer_blocks.0."
+        for name in ("to_q", "to_k", "to_v"):
+            shape = getattr(attn2, name).weight.shape
+            state[f"{prefix}attn_adapter.{name}.weight"] = 0.02 * torch.randn(shape, generator=generator)
+        out = attn2.to_out[0]
+        state[f"{prefix}attn_adapter.to_out.0.weight"] = 0.02 * torch.randn(out.weight.shape, generator=generator)
+        state[f"{prefix}attn_adapter.to_out.0.bias"] = torch.zeros(out.bias.shape)
+        dim = attn2.to_q.weight.shape[1]
+        state[f"{prefix}norm_adapter.weight"] = torch.ones(dim)
+        state[f"{prefix}norm_adapter.bias"] = torch.zeros(dim)
+        state[f"{prefix}gate_adapter"] = torch.tensor([0.1])
+    return state
+
+
 def projector_config_of(state: Mapping[str, torch.Tensor], heads: int = RELEASE_HEADS,
                         source: str = "projector") -> ProjectorConfig:
     """The :class:`ReleaseProjector` config read from a released state dict's shapes."""

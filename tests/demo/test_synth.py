@@ -61,7 +61,7 @@ def world(tmp_path_factory) -> Path:
 
 
 def test_api_and_sizes():
-    assert set(synth.SIZES) == {"smoke", "demo"}
+    assert set(synth.SIZES) == {"smoke", "demo", "rehearsal"}
     assert len(synth.LANDSCAPE_CLASSES) == 9 and len(synth.RAVDESS_EMOTIONS) == 6
     assert set(synth.GREATEST_HITS_MATERIALS) <= set(synth.GREATEST_HITS_NATIVE_MATERIALS)
     assert set(synth.LANDSCAPE_FOLDER_VARIANTS.values()) == set(synth.LANDSCAPE_CLASSES)
@@ -237,3 +237,23 @@ def test_bad_inputs(bad, dataset):
 def test_bad_inputs_rejects_unknown_dataset(tmp_path):
     with pytest.raises(ValueError, match="no bad inputs"):
         synth.synth_bad_inputs(tmp_path, "into_the_wild")
+
+
+def test_rehearsal_size_writes_the_real_formats(tmp_path):
+    """RAVDESS-like 1280x720 at 30 fps with 48 kHz AAC, Landscape 512x288 with 44.1 kHz stereo, Into the Wild at
+    mixed resolutions with variable frame rate (workflow/configs/rehearsal.yaml)."""
+    formats = synth.SIZES["rehearsal"]
+    ravdess = synth.synth_ravdess(tmp_path, "rehearsal", seed=0, workers=2)
+    info = media.probe(next(ravdess.rglob("01-02-*.mp4")))
+    assert (info.width, info.height, info.video.fps) == (1280, 720, 30.0)
+    assert (info.audio.sample_rate, info.audio.channels) == (48_000, 1)
+    clip = tmp_path / "landscape.mp4"
+    frames = np.full((20, 128, 128, 3), 90, np.uint8)
+    formats.formats("landscape")[0].write(clip, frames, np.zeros(2 * synth.AV_RATE, np.float32))
+    info = media.probe(clip)
+    assert (info.width, info.height, info.audio.sample_rate, info.audio.channels) == (512, 288, 44_100, 2)
+    itw = synth.synth_into_the_wild(tmp_path, "rehearsal", seed=0, workers=2)
+    probes = [media.probe(p) for p in sorted(itw.glob("*.mp4"))]
+    assert {(p.width, p.height) for p in probes} == {(1280, 720), (640, 360), (854, 480)}
+    assert sum(p.video.variable_frame_rate for p in probes) == 2
+    assert all(abs(p.duration - 20.0) < 0.2 for p in probes)  # dropping frames keeps the clip's length
