@@ -6,6 +6,8 @@ rule synth:
         root=directory(str(Path(DATA.raw) / "{dataset}")),
     log:
         results("logs", "synth", "{dataset}.log"),
+    benchmark:
+        results("benchmarks", "synth", "{dataset}.tsv")
     conda:
         "../envs/data.yaml"
     threads: THREADS
@@ -27,6 +29,8 @@ rule index_dataset:
         rejects=results("data", "{dataset}", "index_rejects.csv"),
     log:
         results("logs", "data", "{dataset}_index.log"),
+    benchmark:
+        results("benchmarks", "data", "{dataset}_index.tsv")
     conda:
         "../envs/data.yaml"
     threads: 1
@@ -87,6 +91,8 @@ rule manifest:
         rejects=results("data", "{dataset}", "rejects.csv"),
     log:
         results("logs", "data", "{dataset}_manifest.log"),
+    benchmark:
+        results("benchmarks", "data", "{dataset}_manifest.tsv")
     conda:
         "../envs/data.yaml"
     threads: 1

@@ -11,6 +11,8 @@ rule invert_sources:  # one DDIM inversion per source image, read by every metho
         inversions=directory(results("edited", "inversions", "{dataset}")),
     log:
         results("logs", "edited", "inversions_{dataset}.log"),
+    benchmark:
+        results("benchmarks", "edited", "inversions_{dataset}.tsv")
     conda:
         "../envs/evaluate.yaml"
     threads: TRAINING.threads
@@ -97,6 +99,8 @@ rule score_edit:  # all methods of a dataset in one job (one process: imports an
         ),
     log:
         results("logs", "scores_edit", "{dataset}.log"),
+    benchmark:
+        results("benchmarks", "scores_edit", "{dataset}.tsv")
     conda:
         "../envs/evaluate.yaml"
     threads: 1
@@ -122,6 +126,8 @@ rule score_edit_release:  # the released model's edits of a dataset (models.rele
         per_image=results("scores_edit", RELEASE, "{dataset}_images.csv"),
     log:
         results("logs", "scores_edit", f"{RELEASE}_{{dataset}}.log"),
+    benchmark:
+        results("benchmarks", "scores_edit", f"{RELEASE}_{{dataset}}.tsv")
     wildcard_constraints:
         dataset=one_of(RELEASE_DATASETS),
     conda:
@@ -161,6 +167,8 @@ rule table2:
         md=results("table2.md"),
     log:
         results("logs", "table2.log"),
+    benchmark:
+        results("benchmarks", "table2.tsv")
     conda:
         "../envs/evaluate.yaml"
     params:
@@ -197,6 +205,8 @@ rule edit_figures:
         ),
     log:
         results("logs", "figures", "edit_{dataset}.log"),
+    benchmark:
+        results("benchmarks", "figures", "edit_{dataset}.tsv")
     conda:
         "../envs/evaluate.yaml"
     threads: TRAINING.threads
@@ -237,6 +247,8 @@ rule edit_grid:
         ),
     log:
         results("logs", "figures", "{dataset}_edits.log"),
+    benchmark:
+        results("benchmarks", "figures", "{dataset}_edits.tsv")
     conda:
         "../envs/evaluate.yaml"
     params:

@@ -57,6 +57,8 @@ rule eval_references:
         index=results("eval", "{dataset}", "references.csv"),
     log:
         results("logs", "eval", "{dataset}_references.log"),
+    benchmark:
+        results("benchmarks", "eval", "{dataset}_references.tsv")
     conda:
         "../envs/evaluate.yaml"
     threads: 1
@@ -126,6 +128,8 @@ rule score:
         per_image=results("scores", "{method}", "{dataset}_images.csv"),
     log:
         results("logs", "scores", "{method}_{dataset}.log"),
+    benchmark:
+        results("benchmarks", "scores", "{method}_{dataset}.tsv")
     wildcard_constraints:
         method=one_of(ABLATION_METHODS + [RELEASE]),
     conda:
@@ -167,6 +171,8 @@ rule score_table1:
         ),
     log:
         results("logs", "scores", "table1_{dataset}.log"),
+    benchmark:
+        results("benchmarks", "scores", "table1_{dataset}.tsv")
     conda:
         "../envs/evaluate.yaml"
     threads: 1
@@ -212,6 +218,8 @@ rule table1:
         md=results("table1.md"),
     log:
         results("logs", "table1.log"),
+    benchmark:
+        results("benchmarks", "table1.tsv")
     conda:
         "../envs/evaluate.yaml"
     params:
@@ -236,6 +244,8 @@ rule ablation_table:
         md=results("{table}.md"),
     log:
         results("logs", "{table}.log"),
+    benchmark:
+        results("benchmarks", "{table}.tsv")
     wildcard_constraints:
         table="table3|table4|tableS1",
     conda:
@@ -267,6 +277,8 @@ rule comparison_grid:
         ),
     log:
         results("logs", "figures", "{dataset}_methods.log"),
+    benchmark:
+        results("benchmarks", "figures", "{dataset}_methods.tsv")
     conda:
         "../envs/evaluate.yaml"
     params:

@@ -6,6 +6,8 @@ rule params:
         json=results("params.json"),
     log:
         results("logs", "params.log"),
+    benchmark:
+        results("benchmarks", "params.tsv")
     conda:
         "../envs/train.yaml"
     threads: 1
@@ -33,6 +35,8 @@ rule import_release:  # the authors' released projector + adapters in this proje
         weights=directory(results("release", "{dataset}")),
     log:
         results("logs", "release", "{dataset}.log"),
+    benchmark:
+        results("benchmarks", "release", "{dataset}.tsv")
     wildcard_constraints:
         dataset=one_of(RELEASE_DATASETS),
     conda:

@@ -99,6 +99,7 @@ def parse_rules() -> dict[str, dict]:
                 "file": path,
                 "conda": conda,
                 "runs": any(k in directives for k in RUN_DIRECTIVES),
+                "benchmark": "benchmark" in directives,
                 "shell": constants.get(shell := " ".join(directives.get("shell", [])), shell),
             }
     return rules
@@ -310,3 +311,11 @@ def test_env_covers_rule_imports(rule):
     pinned = set(pip_pins(yaml.safe_load(env_path.read_text())))
     missing = required_packages(RULES[rule]["shell"]) - pinned
     assert not missing, f"rule {rule}: {env_path.name} lacks {sorted(missing)}"
+
+
+@pytest.mark.parametrize("rule", RUNNING)
+def test_every_running_rule_writes_a_benchmark_file(rule):
+    """The rehearsal's cost table (benchmarks/rehearsal_cost.py) is read from these files: a job without one would
+    be missing from it."""
+    assert RULES[rule]["benchmark"], f"rule {rule} ({RULES[rule]['file'].name}) has no benchmark: directive"
+
