@@ -127,6 +127,9 @@ STAGE1_RUN = variants.stage1_runs(RESOLVED)
 TRAIN_RESOURCES = {
     k: v for k, v in TRAINING.resources.items() if v
 }  # gpu: 0 is left out
+TRAIN_PROCESSES = max(
+    1, int(TRAINING.resources.get("gpu") or 1)
+)  # one per GPU: `sonic train --processes` runs accelerate launch
 
 
 def budget(wildcards):

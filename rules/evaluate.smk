@@ -37,12 +37,13 @@ rule train_competitor:
         ),
         method=lambda w: competitor_key(w.competitor),
         budget=budget,
+        processes=TRAIN_PROCESSES,
         out=lambda w: results("train", w.dataset, w.competitor),
     shell:
         "sonic train {params.method:q} --settings {params.settings:q} "
         "--manifest {input.manifest:q} --clap {input.clap:q} --clap-index {input.clap_index:q} "
         "--out {params.out:q} --budget {params.budget} "
-        "--threads {threads} > {log:q} 2>&1"
+        "--processes {params.processes} --threads {threads} > {log:q} 2>&1"
 
 
 rule eval_references:

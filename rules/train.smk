@@ -41,12 +41,13 @@ rule train_stage1:
             *LOOP,
         ),
         budget=budget,
+        processes=TRAIN_PROCESSES,
         out=lambda w: results("train", w.dataset, "stage1", w.run),
     shell:
         "sonic train stage1 --settings {params.settings:q} --variant {wildcards.run:q} "
         "--manifest {input.manifest:q} --clap {input.clap:q} --clap-index {input.clap_index:q} "
         "--captions {input.captions:q} --out {params.out:q} --budget {params.budget} "
-        "--threads {threads} > {log:q} 2>&1"
+        "--processes {params.processes} --threads {threads} > {log:q} 2>&1"
 
 
 rule train_stage2:
@@ -92,9 +93,10 @@ rule train_stage2:
             ["--projector", input.projector] if input.projector else []
         ),
         budget=budget,
+        processes=TRAIN_PROCESSES,
         out=lambda w: results("train", w.dataset, w.variant),
     shell:
         "sonic train stage2 --settings {params.settings:q} --variant {wildcards.variant:q} "
         "--manifest {input.manifest:q} --clap {input.clap:q} --clap-index {input.clap_index:q} "
         "{params.projector:q} --out {params.out:q} --budget {params.budget} "
-        "--threads {threads} > {log:q} 2>&1"
+        "--processes {params.processes} --threads {threads} > {log:q} 2>&1"

@@ -288,11 +288,16 @@ def train_audiotoken(sd, clips: ClipSet, settings: AudioTokenSettings, loop_sett
     try:
         summary = loop.run(out, model, optimizer, scheduler, step, loop_settings, accelerator=acc,
                            desc="audiotoken", run_id=run_id)
-        save_audiotoken(out / "weights", embedder, s.template, s.placeholder, lora_rank=s.lora_rank,
-                        lora=lora_state_dict(unet) if lora else None, method="audiotoken", steps=s.steps, **metadata)
+        main = loop.is_main_process()
+        if main:
+            save_audiotoken(out / "weights", embedder, s.template, s.placeholder, lora_rank=s.lora_rank,
+                            lora=lora_state_dict(unet) if lora else None, method="audiotoken", steps=s.steps,
+                            **metadata)
     finally:
         if lora:
             remove_lora(unet)  # the caller's frozen SD is the base model again
+    if not main:
+        return summary
     summary.update({"method": "audiotoken", "clips": len(clips), "resolution": side, "lr": lr,
                     "trainable_parameters": sum(p.numel() for p in embedder.parameters()),
                     "lora_parameters": sum(p.numel() for p in lora), "settings": asdict(s)})

@@ -447,6 +447,8 @@ def train_gluegen(text_encoder, tokenizer, clips: ClipSet, settings: GlueGenSett
         return m(clips.clap[idx].to(device), states[[prompts.row[p] for p in drawn]].to(device))
 
     summary = loop.run(out, training, optimizer, scheduler, step, loop_settings, desc="gluegen", run_id=run_id)
+    if not loop.is_main_process():
+        return summary
     save_gluegen(out / "weights", model, s, prompts, method="gluegen", steps=s.steps, **metadata)
     disc = training.discriminator
     summary.update({"method": "gluegen", "clips": len(clips), "classes": len(set(clips.labels)),

@@ -278,11 +278,11 @@ def write_release(projector: Path, adapters: Path, seed: int = 0, dataset: str =
     from diffusers import UNet2DConditionModel
 
     from sonic.models.projector import ProjectorConfig, ReleaseProjector
-    from sonic.models.release import RELEASE_HEADS, released_adapter_state
+    from sonic.models.release import RELEASE_ATTN_DIM, RELEASE_HEADS, released_adapter_state
 
     _seeded(seed, f"release projector {dataset}")
     module = ReleaseProjector(ProjectorConfig(audio_dim=1024, num_tokens=77, token_dim=768, num_heads=RELEASE_HEADS,
-                                              architecture="release"))
+                                              attn_dim=RELEASE_ATTN_DIM, architecture="release"))
     for p in (projector, adapters):
         p.parent.mkdir(parents=True, exist_ok=True)
     torch.save(module.state_dict(), projector)

@@ -32,6 +32,7 @@ from sonic.models.projector import ProjectorConfig, ReleaseProjector
 log = logging.getLogger(__name__)
 
 RELEASE_HEADS = 8  # the released Adapter's h (not recoverable from shapes: dim_head 40 x 8 = 320)
+RELEASE_ATTN_DIM = 320  # its q/k/v width (h x dim_head)
 _ADAPTER_KEY = re.compile(
     r"^(?:down_blocks\.(?P<down>\d+)|(?P<mid>mid_block)|up_blocks\.(?P<up>\d+))\.attentions\.(?P<attn>\d+)"
     r"\.transformer_blocks\.(?P<block>\d+)\.(?P<part>attn_adapter|norm_adapter|gate_adapter)(?:\.(?P<rest>.+))?$")

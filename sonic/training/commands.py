@@ -5,8 +5,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
+import subprocess
+import sys
 
 from sonic import config
+
+log = logging.getLogger(__name__)
 
 
 def stages(sub) -> argparse._SubParsersAction:
@@ -29,8 +35,44 @@ def add_stage(sub, name: str, help: str, func) -> argparse.ArgumentParser:
     q.add_argument("--out", required=True, help="run folder: checkpoints, losses.csv, loss.png, final weights")
     q.add_argument("--budget", type=float, default=1.0,
                    help="factor on the configured steps (the dataset's training.budget; Snakemake passes it)")
-    q.set_defaults(func=func)
+    q.add_argument("--processes", type=int, default=1,
+                   help="data-parallel processes, one per GPU (training.resources.gpu; Snakemake passes it): more "
+                        "than 1 re-runs this command through `accelerate launch --multi_gpu`")
+    q.set_defaults(func=distributed(func))
     return q
+
+
+def launch_command(processes: int, argv: list[str]) -> list[str]:
+    """``accelerate launch`` of ``sonic <argv>`` in ``processes`` processes on this machine (``--processes`` left
+    out of the relaunched command). On a machine without CUDA the processes train on the CPU (gloo)."""
+    rest, skip = [], False
+    for i, a in enumerate(argv):
+        if skip:
+            skip = False
+        elif a == "--processes":
+            skip = True
+        elif not a.startswith("--processes="):
+            rest.append(a)
+    return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
+            "--num_machines", "1", "--dynamo_backend", "no", "--mixed_precision", "no", "-m", "sonic.cli", *rest]
+
+
+def distributed(func):
+    """``func`` run once here, or (``--processes`` > 1, not already inside a launched process) through
+    :func:`launch_command`; the stage itself (``sonic.training.loop``) splits the batches and lets only the main
+    process write."""
+
+    def run(args: argparse.Namespace) -> int:
+        if args.processes < 1:
+            raise config.ConfigError(f"--processes must be >= 1, got {args.processes}")
+        if args.processes == 1 or "LOCAL_RANK" in os.environ:
+            return func(args)
+        command = launch_command(args.processes, args.argv)
+        log.info("launching %d processes: %s", args.processes, " ".join(command))
+        return subprocess.run(command, check=False).returncode
+
+    run.__name__, run.__module__ = func.__name__, func.__module__  # what the env checks read (tests/test_envs.py)
+    return run
 
 
 def _summary(summary: dict) -> int:

@@ -210,6 +210,14 @@ def plot_losses(csv_path: Path, png_path: Path, title: str = "") -> None:
     plt.close(fig)
 
 
+def is_main_process() -> bool:
+    """Whether this process writes a run's results: the only process, or rank 0 of an ``accelerate launch``
+    (``sonic train --processes N``); the others return after the loop."""
+    from accelerate import PartialState
+
+    return PartialState().is_main_process
+
+
 def run(
     out_dir: str | Path,
     model: torch.nn.Module,
@@ -274,6 +282,7 @@ def run(
     last = rows[-10:]
     return {
         "steps": s.steps,
+        "processes": acc.num_processes,  # data-parallel processes (sonic train --processes)
         "resumed_from": start_step,
         "wall_seconds": round(time.perf_counter() - started, 2),
         "cpu_seconds": round(time.process_time() - cpu_started, 2),

@@ -108,6 +108,8 @@ def train_stage1(clips: ClipSet, text_tokens: torch.Tensor, projector_config: Pr
                            token_t=s.token_t, mse_reduction=s.mse_reduction)
 
     summary = loop.run(out, projector, optimizer, scheduler, step, loop_settings, desc="stage 1", run_id=run_id)
+    if not loop.is_main_process():
+        return summary
     save_projector(out / "projector", projector, stage="stage1", steps=s.steps)
     summary.update({"stage": 1, "clips": len(clips), "classes": len(sampler.members),
                     "negatives_used": sampler.num_negatives, "settings": asdict(s)})

@@ -159,6 +159,8 @@ def train_stage2(sd, clips: ClipSet, projector: AudioProjector, placement, setti
     model = Stage2Model(unet, projector)
     summary = loop.run(out, model, optimizer, scheduler, step, loop_settings, accelerator=acc, desc="stage 2",
                        run_id=run_id)
+    if not loop.is_main_process():
+        return summary
     save_weights(out / "weights", projector, adapters, stage="stage2", steps=s.steps, **metadata)
     summary.update({
         "stage": 2, "clips": len(clips), "resolution": side, "layers": adapters.names,

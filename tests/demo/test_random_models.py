@@ -41,6 +41,8 @@ def test_release_files_import_and_msclap_checkpoint_loads(tmp_path):
     out = import_release(tmp_path / "audio_projector_landscape.pth", tmp_path / "landscape.pt", tmp_path / "imported")
     config = json.loads((out / "config.json").read_text())
     assert config["projector"]["architecture"] == "release" and config["projector"]["audio_dim"] == 1024
+    state = torch.load(tmp_path / "audio_projector_landscape.pth", weights_only=True)
+    assert sum(v.numel() for v in state.values()) == 6_130_050  # the released projector's size
     encoder = load_msclap_2022(rm.write_msclap(tmp_path / "CLAP_weights_2022.pth"))
     emb = encoder.embed([np.random.default_rng(0).standard_normal(44_100).astype(np.float32) * 0.1])
     assert emb.shape == (1, 1024) and torch.isfinite(emb).all()

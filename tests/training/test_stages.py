@@ -228,3 +228,23 @@ def test_diffusion_target_follows_the_scheduler():
     torch.testing.assert_close(diffusion_target(v, latents, noise, t), a.sqrt() * noise - (1 - a).sqrt() * latents)
     with pytest.raises(ValueError, match="sample"):
         diffusion_target(DDPMScheduler.from_config(eps.config, prediction_type="sample"), latents, noise, t)
+
+
+def test_two_processes_train_through_accelerate_launch_and_write_one_set_of_weights(world, tmp_path):
+    """`--processes 2` (training.resources.gpu: 2) re-runs the command through `accelerate launch --multi_gpu`;
+    on this CPU the two processes train data-parallel over gloo and only the main one writes."""
+    from sonic.training.commands import launch_command
+
+    root, cfg, files = world
+    config = tmp_path / "config.yaml"
+    config.write_text(json.dumps(cfg.to_dict()))
+    argv = ["train", "stage1", "--config", str(config), "--manifest", files["manifest"], "--clap", files["clap"],
+            "--clap-index", files["clap_index"], "--captions", str(root / "captions.csv"), "--out",
+            str(tmp_path / "s1"), "--threads", "1", "--processes", "2"]
+    command = launch_command(2, argv)
+    assert command[-len(argv) + 2:] == argv[:-2] and "--processes" not in command[command.index("sonic.cli"):]
+    assert cli.main(argv) == 0
+    summary = json.loads((tmp_path / "s1" / "summary.json").read_text())
+    assert summary["processes"] == 2 and summary["steps"] == TRAINING["stage1"]["steps"]
+    assert sorted(p.name for p in (tmp_path / "s1").iterdir() if p.is_dir()) == ["checkpoint-3", "projector"]
+    load_projector(tmp_path / "s1" / "projector")
