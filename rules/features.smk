@@ -70,7 +70,7 @@ rule captions:
         mem_mb=16000,
         runtime=240,
     params:
-        settings=settings("models.blip2"),
+        settings=settings("models.blip2", "data.caption_dtype"),
     shell:
         "sonic features captions --settings {params.settings:q} --manifest {input.manifest:q} "
         "--out {output.captions:q} --threads {threads} > {log:q} 2>&1"

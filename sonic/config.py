@@ -122,6 +122,7 @@ class DataConfig:
     min_hits: int = 2
     silence_dbfs: float = -60.0
     frame_size: int | None = None
+    caption_dtype: str = "float32"  # BLIP-2's weights while captioning: float32 | bfloat16 | float16
     val_fraction: float = 0.1
     split: str = "video"  # video | native | file | clip (sonic.data.manifest.SPLIT_MODES)
     eval_audios_per_class: int = 5

@@ -24,6 +24,8 @@ def run_data(args: argparse.Namespace) -> int:
 
 
 def run_features(args: argparse.Namespace) -> int:
+    import torch
+
     from sonic.data import features
     from sonic.models import registry
 
@@ -35,7 +37,7 @@ def run_features(args: argparse.Namespace) -> int:
         features.compute_clap_cache(encoder, args.manifest, args.out, args.index, batch_size=args.batch_size,
                                     encoder_name=str(cfg.models.clap))
     else:
-        model, processor = registry.load_blip2(cfg)
+        model, processor = registry.load_blip2(cfg, dtype=getattr(torch, cfg.data.caption_dtype))
         features.compute_captions(model, processor, args.manifest, args.out, batch_size=args.batch_size)
     return 0
 
