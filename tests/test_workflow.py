@@ -172,6 +172,30 @@ def test_paper_profile_with_the_released_weights_adds_their_rows(tmp_path):
     assert "needs models.msclap_2022" in out.stdout + out.stderr
 
 
+def test_rehearsal_runs_every_rule_of_the_paper_dag(tmp_path):
+    """workflow/configs/rehearsal.yaml: the paper DAG (with the released weights) rule for rule, plus the jobs that
+    write its stand-ins (random-weight models, synthetic media in the real formats), at paper sizes."""
+    release = tmp_path / "ckpts"
+    release.mkdir()
+    for name in ("CLAP_weights_2022.pth", "a.pth", "a.pt", "b.pth", "b.pt"):
+        (release / name).touch()
+    overlay = tmp_path / "release.yaml"
+    overlay.write_text(f"models:\n  msclap_2022: {release}/CLAP_weights_2022.pth\n  release:\n"
+                       f"    landscape: {{projector: {release}/a.pth, adapters: {release}/a.pt}}\n"
+                       f"    greatest_hits: {{projector: {release}/b.pth, adapters: {release}/b.pt}}\n")
+    targets = ("results/table1.csv", "ablations", "results/table2.csv")
+    paper = set(job_counts(paper_dry_run(tmp_path / "paper", "-p", *targets, overlay=overlay)))
+    cmd = [str(BIN / "snakemake"), *targets, "-n", "-p", "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path / "r"),
+           "--configfile", str(ROOT / "workflow/configs/rehearsal.yaml")]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    text = out.stdout + out.stderr
+    rehearsal = set(job_counts(text))
+    assert rehearsal - paper == {"rehearsal_models", "synth"} and paper <= rehearsal
+    assert "sonic rehearse models" in text and '"resolution": 512' in text
+    assert '"num_tokens": 77' in text and '"placement": "mid_and_decoder"' in text
+
+
 def test_paper_profile_asks_for_gpus(tmp_path):
     """The paper configuration lays out the same training rules, with GPU resources."""
     text = paper_dry_run(tmp_path, "results/train/ravdess/full/weights")
