@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CORES  ?= all
 
-.PHONY: demo test lint format bench clean-venv
+.PHONY: demo test rehearsal rehearsal-cost lint format bench clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,14 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# The paper DAG at paper sizes on this machine (README, Rehearsal); then its cost table.
+rehearsal: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES) --resources mem_mb=22000 results/table1.csv ablations results/table2.csv \
+		--configfile workflow/configs/rehearsal.yaml
+
+rehearsal-cost: $(STAMP)
+	$(BIN)/python benchmarks/rehearsal_cost.py --markdown
 
 lint: $(STAMP)
 	$(BIN)/snakemake --lint

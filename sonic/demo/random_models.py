@@ -183,6 +183,10 @@ def write_sd(out: Path, vocab_gz: bytes, seed: int = 0) -> Path:
                                    safety_checker=None, feature_extractor=clip_image_processor(),
                                    requires_safety_checker=False)
     pipe.save_pretrained(out)
+    # SD-1.4's scheduler_config.json says clip_sample: false; diffusers' PNDMScheduler has no such argument, so
+    # it is written back the way the released file has it
+    config_file = Path(out) / "scheduler" / "scheduler_config.json"
+    config_file.write_text(json.dumps(dict(json.loads(config_file.read_text()), clip_sample=False), indent=2) + "\n")
     return out
 
 

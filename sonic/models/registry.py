@@ -6,12 +6,15 @@ the key and the path. Nothing here names a model.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from sonic.config import Config, ConfigError
+
+log = logging.getLogger(__name__)
 
 
 HUB_PREFIX = "hub:"
@@ -45,6 +48,21 @@ class StableDiffusion:
     scheduler: object
 
 
+def ddim_scheduler(root: str):
+    """SD's DDIM sampler from the folder's ``scheduler/`` config. SD-1.x folders carry a PNDM config, and DDIM's own
+    default ``clip_sample=True`` would clip every x_0 prediction of SD's latents to [-1, 1] (and stop DDIM
+    inversion); a config that does not name it is read with SD's ``clip_sample: false``, as the released
+    SD-1.4 config has it."""
+    from diffusers import DDIMScheduler
+
+    config = DDIMScheduler.load_config(root, subfolder="scheduler")
+    if "clip_sample" in config:
+        return DDIMScheduler.from_config(config)
+    log.warning("%s/scheduler: no clip_sample in its config (%s); using SD's clip_sample=false, not DDIM's default",
+                root, config.get("_class_name"))
+    return DDIMScheduler.from_config(config, clip_sample=False)
+
+
 def load_stable_diffusion(
     cfg: Config, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
 ) -> StableDiffusion:
@@ -55,7 +73,7 @@ def load_stable_diffusion(
     unet = UNet2DConditionModel.from_pretrained(root, subfolder="unet", torch_dtype=dtype)
     vae = AutoencoderKL.from_pretrained(root, subfolder="vae", torch_dtype=dtype)
     text_encoder, tokenizer = load_text_encoder(cfg, device, dtype)
-    scheduler = DDIMScheduler.from_pretrained(root, subfolder="scheduler")
+    scheduler = ddim_scheduler(root)
     for module in (unet, vae):
         module.requires_grad_(False).eval().to(device)
     return StableDiffusion(unet, vae, text_encoder, tokenizer, scheduler)
