@@ -67,7 +67,7 @@ def load_stable_diffusion(
     cfg: Config, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
 ) -> StableDiffusion:
     """The frozen SD components from ``models.sd`` (unet/, vae/, text_encoder/, tokenizer/, scheduler/)."""
-    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+    from diffusers import AutoencoderKL, UNet2DConditionModel
 
     root = check_location("sd", cfg.models.sd, subfolders=("unet", "vae", "text_encoder", "tokenizer", "scheduler"))
     unet = UNet2DConditionModel.from_pretrained(root, subfolder="unet", torch_dtype=dtype)
