@@ -22,7 +22,7 @@ import tempfile
 import zipfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import ffmpeg
@@ -121,23 +121,24 @@ class SynthSize:
         return self.video.get(dataset, (NATIVE,))
 
 
+SMOKE = SynthSize(
+    gh_videos=5,  # enough clips for a validation pair (the metrics need two references)
+    gh_duration=(20.0, 23.0),
+    gh_materials=GREATEST_HITS_MATERIALS[:3],
+    landscape_classes=("fire crackling", "underwater bubbling", "wind noise"),
+    landscape_train=2,  # stage 1 needs a class with two training clips
+    landscape_test=1,
+    landscape_duration=(10.0, 10.0),
+    itw_videos=2,
+    itw_duration=(20, 20),
+    ravdess_actors=(1, 2),
+    ravdess_emotions=("neutral", "happy", "sad"),
+    ravdess_statements=("01",),
+    ravdess_repetitions=("01",),
+    ravdess_video_only=2,
+)
 SIZES: dict[str, SynthSize] = {
-    "smoke": SynthSize(
-        gh_videos=5,  # enough clips for a validation pair (the metrics need two references)
-        gh_duration=(20.0, 23.0),
-        gh_materials=GREATEST_HITS_MATERIALS[:3],
-        landscape_classes=("fire crackling", "underwater bubbling", "wind noise"),
-        landscape_train=2,  # stage 1 needs a class with two training clips
-        landscape_test=1,
-        landscape_duration=(10.0, 10.0),
-        itw_videos=2,
-        itw_duration=(20, 20),
-        ravdess_actors=(1, 2),
-        ravdess_emotions=("neutral", "happy", "sad"),
-        ravdess_statements=("01",),
-        ravdess_repetitions=("01",),
-        ravdess_video_only=2,
-    ),
+    "smoke": SMOKE,
     "demo": SynthSize(
         gh_videos=230,
         gh_duration=(30.0, 45.0),
@@ -157,21 +158,9 @@ SIZES: dict[str, SynthSize] = {
     # Paper formats at a few files per dataset (workflow/configs/rehearsal.yaml): RAVDESS 1280x720 at 30 fps with
     # 48 kHz AAC, Landscape 512x288 with 44.1 kHz stereo, Into the Wild at mixed resolutions and variable frame
     # rate, Greatest Hits 1280x720 at 30 fps with its 96 kHz wav
-    "rehearsal": SynthSize(
-        gh_videos=5,
-        gh_duration=(20.0, 23.0),
-        gh_materials=GREATEST_HITS_MATERIALS[:3],
-        landscape_classes=("fire crackling", "underwater bubbling", "wind noise"),
-        landscape_train=2,
-        landscape_test=1,
-        landscape_duration=(10.0, 10.0),
-        itw_videos=3,
-        itw_duration=(20, 20),
-        ravdess_actors=(1, 2),
-        ravdess_emotions=("neutral", "happy", "sad"),
-        ravdess_statements=("01",),
-        ravdess_repetitions=("01",),
-        ravdess_video_only=2,
+    "rehearsal": replace(
+        SMOKE,
+        itw_videos=3,  # one per resolution below
         video={
             "greatest_hits": (VideoFormat((1280, 720), 30),),
             "landscape": (VideoFormat((512, 288), 30, audio_rate=44_100, channels=2),),

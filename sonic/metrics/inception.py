@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sonic.models.io import state_mismatch
+
 INPUT_SIZE = 299
 
 
@@ -189,9 +191,7 @@ class FidInceptionV3(nn.Module):
             raise ValueError(f"{path}: cannot be read as the FID Inception weights ({err})") from err
         model = cls()
         expected = model.state_dict()
-        missing = sorted(set(expected) - set(state))
-        unexpected = sorted(set(state) - set(expected))
-        wrong = sorted(k for k in set(expected) & set(state) if tuple(expected[k].shape) != tuple(state[k].shape))
+        missing, unexpected, wrong = state_mismatch(expected, state)
         if missing or unexpected or wrong:
             raise KeyError(f"{path}: not the FID Inception weights (pt_inception-2015-12-05): missing "
                            f"{missing[:5]}{'...' if len(missing) > 5 else ''} ({len(missing)}), unexpected "

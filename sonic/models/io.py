@@ -97,6 +97,14 @@ def trainable_state(projector: Projector, adapters: AudioAdapters) -> dict[str, 
     return state | {f"adapters.{k}": v for k, v in adapters.state_dict().items()}
 
 
+def state_mismatch(expected, given) -> tuple[list[str], list[str], list[str]]:
+    """(missing, unexpected, mis-shaped) keys of the state dict ``given`` against ``expected``, each sorted."""
+    missing = sorted(set(expected) - set(given))
+    unexpected = sorted(set(given) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(given) if tuple(expected[k].shape) != tuple(given[k].shape))
+    return missing, unexpected, wrong
+
+
 def read_torch_file(path: str | Path, what: str):
     """A ``.pt``/``.pth`` file of another project (the released weights, a CLAP checkpoint), read with
     ``torch.load(weights_only=True)``: tensors and plain containers only, never arbitrary pickled objects."""

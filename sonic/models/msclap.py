@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sonic.audio import apply_gain
-from sonic.models.io import read_torch_file
+from sonic.models.io import read_torch_file, state_mismatch
 
 log = logging.getLogger(__name__)
 
@@ -246,9 +246,7 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
 def load_state(model: MsClapAudio, audio: Mapping[str, torch.Tensor], where: str = "checkpoint") -> None:
     """Strict load of an audio state dict (keys without the prefix); the front-end tensors must equal ours."""
     expected = model.state_dict()
-    missing = sorted(set(expected) - set(audio))
-    unexpected = sorted(set(audio) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(audio) if tuple(expected[k].shape) != tuple(audio[k].shape))
+    missing, unexpected, wrong = state_mismatch(expected, audio)
     if missing or unexpected or wrong:
         raise KeyError(f"{where}: the audio branch does not match msclap_2022's layout: missing "
                        f"{[PREFIX + k for k in missing]}, unexpected {[PREFIX + k for k in unexpected]}, "

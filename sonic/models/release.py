@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from sonic.methods import RELEASE_ENCODER
-from sonic.models.io import FORMAT, VERSION, read_torch_file, write_folder
+from sonic.models.io import FORMAT, VERSION, read_torch_file, state_mismatch, write_folder
 from sonic.models.projector import ProjectorConfig, ReleaseProjector
 
 log = logging.getLogger(__name__)
@@ -139,9 +139,7 @@ def load_release_projector(state: Mapping[str, torch.Tensor], heads: int = RELEA
     """A :class:`ReleaseProjector` holding ``state``, loaded strictly."""
     projector = ReleaseProjector(projector_config_of(state, heads, source))
     expected = projector.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
+    missing, unexpected, wrong = state_mismatch(expected, state)
     if missing or unexpected or wrong:
         raise KeyError(f"{source}: does not match the released projector: missing {missing}, unexpected "
                        f"{unexpected}, mis-shaped {wrong}")
