@@ -44,9 +44,10 @@ def add_stage(sub, name: str, help: str, func) -> argparse.ArgumentParser:
 
 def launch_command(processes: int, argv: list[str]) -> list[str]:
     """``accelerate launch`` of ``sonic <argv>`` in ``processes`` processes on this machine (``--processes`` left
-    out of the relaunched command). On a machine without CUDA the processes train on the CPU (gloo)."""
+    out of the relaunched command). On a machine without CUDA the processes train on the CPU (gloo). The launcher's
+    ``--mixed_precision no`` is only its default: each stage passes ``training.mixed_precision`` to its Accelerator."""
     rest, skip = [], False
-    for i, a in enumerate(argv):
+    for a in argv:
         if skip:
             skip = False
         elif a == "--processes":
@@ -59,8 +60,8 @@ def launch_command(processes: int, argv: list[str]) -> list[str]:
 
 def distributed(func):
     """``func`` run once here, or (``--processes`` > 1, not already inside a launched process) through
-    :func:`launch_command`; the stage itself (``sonic.training.loop``) splits the batches and lets only the main
-    process write."""
+    :func:`launch_command`; in the stage (``sonic.training.loop``) each process draws its own batches, gradients are
+    averaged, and only the main process writes."""
 
     def run(args: argparse.Namespace) -> int:
         if args.processes < 1:
