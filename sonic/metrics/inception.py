@@ -68,8 +68,10 @@ class Branches(nn.Module):
 
     def __init__(self, branches: list[list[tuple]], pool: str, pool_conv: tuple | None, forks: tuple[str, ...] = ()):
         super().__init__()
-        self.branches = [[name for name, *_ in convs] for convs in branches]
-        self.forks, self.pool = forks, pool
+        # per branch: the convs applied in a chain, then those applied side by side to its output (E blocks)
+        self.branches = [([n for n, *_ in convs if n not in forks], [n for n, *_ in convs if n in forks])
+                         for convs in branches]
+        self.pool = pool
         for convs in branches:
             for name, c_in, c_out, kernel, stride, padding in convs:
                 self.add_module(name, Conv(c_in, c_out, kernel, stride, padding))
@@ -79,12 +81,10 @@ class Branches(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = []
-        for names in self.branches:
+        for chain, forked in self.branches:
             h = x
-            chain = [n for n in names if n not in self.forks]
             for name in chain:
                 h = getattr(self, name)(h)
-            forked = [n for n in names if n in self.forks]
             out.append(torch.cat([getattr(self, n)(h) for n in forked], 1) if forked else h)
         if self.pool == "avg":
             pooled = _avg_pool(x)
