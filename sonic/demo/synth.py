@@ -160,6 +160,11 @@ SIZES: dict[str, SynthSize] = {
     # rate, Greatest Hits 1280x720 at 30 fps with its 96 kHz wav
     "rehearsal": replace(
         SMOKE,
+        # two classes per dataset (the fewest stage 1 and Fig. 10 work with): each generation, scoring and edit
+        # job at 512 px handles one image per class and seed, so the class count sets most of the rehearsal's time
+        gh_materials=GREATEST_HITS_MATERIALS[:2],
+        landscape_classes=SMOKE.landscape_classes[:2],
+        ravdess_emotions=SMOKE.ravdess_emotions[:2],
         itw_videos=3,  # one per resolution below
         video={
             "greatest_hits": (VideoFormat((1280, 720), 30),),
