@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "sonic.training.commands",  # train stage1, train stage2
     "sonic.competitors.commands",  # train audiotoken, train gluegen
     "sonic.evaluation.commands",  # evaluate
+    "sonic.app.commands",  # app
 )
 
 

@@ -23,7 +23,7 @@ import torch
 from sonic.models.audio_encoder import AudioEncoder
 from sonic.models.io import load_weights
 from sonic.models.projector import AudioProjector
-from sonic.models.sampling import Conditioning, FrozenSDSampler, SDComponents
+from sonic.models.sampling import Conditioning, FrozenSDSampler, SDComponents, StepCallback
 
 if TYPE_CHECKING:
     from sonic.models.adapters import AudioAdapters
@@ -87,8 +87,9 @@ class SonicPipeline(FrozenSDSampler):
     def __call__(self, audio_embeds: torch.Tensor, prompt: str | None = None, seeds: Sequence[int] = (0,),
                  num_inference_steps: int = 50, guidance_scale: float = 8.0,
                  beta: float | Mapping[str, float] = 1.0, height: int | None = None, width: int | None = None,
-                 batch_size: int = 8, progress: bool = True) -> torch.Tensor:
-        """Images (N * S, 3, H, W) in [0, 1] for N audio embeddings x S seeds, audio-major order."""
+                 batch_size: int = 8, progress: bool = True, callback: StepCallback | None = None) -> torch.Tensor:
+        """Images (N * S, 3, H, W) in [0, 1] for N audio embeddings x S seeds, audio-major order;
+        ``callback(i, latents)`` after each DDIM step of each batch (the app's progress)."""
         text = self.encode_text([prompt or ""])
         null_text = self.encode_text([""])
 
@@ -97,4 +98,4 @@ class SonicPipeline(FrozenSDSampler):
 
         with self.beta(beta):
             return self.generate(audio_embeds, conditions, seeds, num_inference_steps, guidance_scale, height, width,
-                                 batch_size, progress)
+                                 batch_size, progress, callback)

@@ -175,19 +175,22 @@ class FrozenSDSampler:
 
     @torch.no_grad()
     def sample(self, seeds: Sequence[int], uncond: Conditioning, cond: Conditioning, num_inference_steps: int,
-               guidance_scale: float, height: int | None = None, width: int | None = None) -> torch.Tensor:
-        """Images (B, 3, H, W) in [0, 1]: item b denoised from the starting noise of ``seeds[b]``."""
+               guidance_scale: float, height: int | None = None, width: int | None = None,
+               callback: StepCallback | None = None) -> torch.Tensor:
+        """Images (B, 3, H, W) in [0, 1]: item b denoised from the starting noise of ``seeds[b]``;
+        ``callback(i, latents)`` after each step."""
         latents = self.start_latents(seeds, self.latent_shape(height, width))
-        return self.decode(self.denoise(latents, uncond, cond, num_inference_steps, guidance_scale))
+        return self.decode(self.denoise(latents, uncond, cond, num_inference_steps, guidance_scale,
+                                        after_step=callback))
 
     @torch.no_grad()
     def generate(self, audio_embeds: torch.Tensor,
                  conditions: Callable[[torch.Tensor], tuple[Conditioning, Conditioning]], seeds: Sequence[int],
                  num_inference_steps: int, guidance_scale: float, height: int | None, width: int | None,
-                 batch_size: int, progress: bool) -> torch.Tensor:
+                 batch_size: int, progress: bool, callback: StepCallback | None = None) -> torch.Tensor:
         """Images (N * S, 3, H, W) in [0, 1] for N audio embeddings (N, d) x S seeds, audio-major, ``batch_size``
         images per batch; ``conditions(embeds)`` gives the (unconditional, conditional) pair of a batch's
-        embeddings."""
+        embeddings; ``callback(i, latents)`` after each step of each batch."""
         audio_embeds = torch.as_tensor(audio_embeds)
         if audio_embeds.ndim == 1:
             audio_embeds = audio_embeds[None]
@@ -198,7 +201,7 @@ class FrozenSDSampler:
             chunk = jobs[start : start + batch_size]
             uncond, cond = conditions(audio_embeds[[i for i, _ in chunk]])
             outputs.append(self.sample([s for _, s in chunk], uncond, cond, num_inference_steps, guidance_scale,
-                                       height, width))
+                                       height, width, callback))
             bar.update(len(chunk))
         bar.close()
         return torch.cat(outputs)

@@ -1,0 +1,1 @@
+"""The interactive app (``sonic app``): :mod:`sonic.app.studio` does the work, :mod:`sonic.app.ui` is the page."""
