@@ -16,7 +16,7 @@ def run_app(args: argparse.Namespace) -> int:
     except ImportError:
         raise SystemExit("sonic app: Gradio is not installed; install the app extra: pip install -e '.[app]'") from None
     from sonic.app.studio import AppError, Studio
-    from sonic.app.ui import build
+    from sonic.app.ui import build, launch
 
     studio = Studio(config.from_args(args), device=args.device, out_dir=args.out)
     if args.weights:
@@ -26,8 +26,7 @@ def run_app(args: argparse.Namespace) -> int:
             log.error("%s", err)
     page = build(studio)
     log.info("app: images are written to %s", studio.out_dir)
-    page.queue().launch(server_name=args.host, server_port=args.port, share=False, inbrowser=False,
-                        show_error=True, allowed_paths=[str(studio.out_dir)])
+    launch(page, str(studio.out_dir), host=args.host, port=args.port)
     return 0
 
 

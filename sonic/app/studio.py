@@ -248,7 +248,6 @@ class Studio:
     def _common(self, audio, audio_b, prompt, steps, guidance, beta, layer_betas, gain_db, alpha) -> dict:
         pipe = self._pipeline()
         return {
-            "weights": self.weights,
             "audio": Path(audio).name if audio else None,
             "second audio": Path(audio_b).name if audio_b else None,
             "alpha": float(alpha) if audio_b else None,
@@ -257,6 +256,7 @@ class Studio:
             "guidance": float(guidance),
             "beta": parse_layer_betas(layer_betas, float(beta), pipe.adapters.names),
             "gain dB": float(gain_db),
+            "weights": self.weights,
         }
 
     # ---- the two tabs ---------------------------------------------------------------------------------------------
@@ -284,7 +284,7 @@ class Studio:
         images = pipe(embeds, prompt=settings["prompt"], seeds=seed_list, num_inference_steps=steps,
                       guidance_scale=float(guidance), beta=settings["beta"], height=gen.resolution,
                       width=gen.resolution, batch_size=gen.batch_size, progress=False, callback=step)
-        return [self._save(image, "generate", {**settings, "seed": seed})
+        return [self._save(image, "generate", {"seed": seed, **settings})
                 for seed, image in zip(seed_list, to_pil(images), strict=True)]
 
     def edit(self, image, audio, prompt: str | None = None, f_t: float | None = None, attn_t: float | None = None,
@@ -308,9 +308,8 @@ class Studio:
         steps = self._steps(steps, ed.steps)
         guidance = ed.guidance_scale if guidance is None else guidance
         source = read_image(image)
-        settings = {"image": Path(image).name, **self._common(audio, None, prompt, steps, guidance, beta, layer_betas,
-                                                               gain_db, 0.0),
-                    "f_t": pnp.f_t, "attn_t": pnp.attn_t}
+        settings = {"image": Path(image).name, "f_t": pnp.f_t, "attn_t": pnp.attn_t,
+                    **self._common(audio, None, prompt, steps, guidance, beta, layer_betas, gain_db, 0.0)}
         embeds = self.embed(audio, gain_db)
         hits = self.cache.hits
         if progress:

@@ -14,6 +14,9 @@ from sonic.app.studio import AppError, Studio, read_image
 
 log = logging.getLogger(__name__)
 
+# images are shown at the panel's size, pixels kept sharp (the demo's are 64 px)
+CSS = """#edit-out img, #edit-preview img {width: 100%; height: 100%; object-fit: contain;}
+#edit-out img, #edit-preview img, #gen-gallery img {image-rendering: pixelated;}"""
 TITLE = "SonicDiffusion"
 ABOUT = ("Audio-driven image generation and audio-guided editing with a frozen Stable Diffusion "
          "(Biner et al.). Upload or record a sound; the image follows it.")
@@ -55,7 +58,7 @@ def build(studio: Studio):
         results = studio.generate(audio, prompt, seeds, steps, guidance, beta, layer_betas, gain_db, audio_b, alpha,
                                   progress=progress)
         gallery = [(str(r.path), r.caption) for r in results]
-        settings = "\n\n".join(f"**seed {r.settings['seed']}** — {r.caption}" for r in results)
+        settings = "\n\n".join(r.caption for r in results)
         return gallery, settings, [str(r.path) for r in results]
 
     def edit(image, audio, prompt, f_t, attn_t, steps, guidance, beta, layer_betas, gain_db, progress):
@@ -79,7 +82,8 @@ def build(studio: Studio):
                 with gr.Column():
                     g_audio = gr.Audio(sources=["upload", "microphone"], type="filepath", format=None, label="Audio",
                                        elem_id="gen-audio")
-                    g_prompt = gr.Textbox(label="Text prompt (optional)", placeholder="e.g. a photo of a beach")
+                    g_prompt = gr.Textbox(label="Text prompt (optional)", placeholder="e.g. a photo of a beach",
+                                          elem_id="gen-prompt")
                     g_seeds = gr.Textbox("0", label="Seeds", info="one per image: 0 · 0, 1, 2 · 0-3",
                                          elem_id="gen-seeds")
                     g_guidance = gr.Slider(1.0, 20.0, value=gen.guidance_scale, step=0.5, label="Guidance scale")
@@ -109,9 +113,10 @@ def build(studio: Studio):
                 with gr.Column():
                     # a file field, not gr.Image: gr.Image decodes an upload before any handler runs, so an
                     # unreadable file would end in Gradio's own error instead of ours
-                    e_image = gr.File(file_types=["image"], type="filepath", label="Image to edit",
-                                      elem_id="edit-image")
-                    e_preview = gr.Image(label="Source", interactive=False, height=256, elem_id="edit-preview")
+                    with gr.Row():
+                        e_image = gr.File(file_types=["image"], type="filepath", label="Image to edit",
+                                          elem_id="edit-image")
+                        e_preview = gr.Image(label="Source", interactive=False, height=200, elem_id="edit-preview")
                     e_audio = gr.Audio(sources=["upload", "microphone"], type="filepath", format=None, label="Audio",
                                        elem_id="edit-audio")
                     e_prompt = gr.Textbox(label="Text prompt (optional)")
@@ -128,7 +133,8 @@ def build(studio: Studio):
                         e_gain = gr.Slider(-24.0, 24.0, value=0.0, step=1.0, label="Gain (dB)")
                     e_button = gr.Button("Edit", variant="primary", elem_id="edit-button")
                 with gr.Column():
-                    e_out = gr.Image(label="Edited", type="filepath", interactive=False, elem_id="edit-out")
+                    e_out = gr.Image(label="Edited", type="filepath", interactive=False, height=420,
+                                     elem_id="edit-out")
                     e_settings = gr.Markdown(elem_id="edit-settings")
                     e_file = gr.File(label="Download", elem_id="edit-file")
             e_image.change(_in_page(preview), e_image, e_preview)
@@ -136,3 +142,9 @@ def build(studio: Studio):
                            [e_image, e_audio, e_prompt, e_ft, e_attn, e_steps, e_guidance, e_beta, e_layers, e_gain],
                            [e_out, e_settings, e_file])
     return page
+
+
+def launch(page, allowed: str, host: str = "127.0.0.1", port: int | None = None, block: bool = True) -> None:
+    """Serve ``page`` (no public share link) with its images from ``allowed``; ``block``: until interrupted."""
+    page.queue().launch(server_name=host, server_port=port, share=False, inbrowser=False, show_error=True,
+                        quiet=not block, prevent_thread_lock=not block, allowed_paths=[allowed], css=CSS)
