@@ -118,3 +118,22 @@ def test_weights_that_do_not_match_the_config_are_refused_and_the_old_ones_kept(
     with pytest.raises(AppError, match=r"broken does not match config .*missing \['mid.attn"):
         s.load(world["broken"])
     assert s.weights == str(world["weights"]) and len(s.generate(str(world["tone"]), steps=1)) == 1
+
+
+def test_sonic_app_builds_the_page_and_serves_it_even_when_the_weights_are_refused(world, tmp_path, monkeypatch,
+                                                                                    caplog):
+    pytest.importorskip("gradio", reason="Gradio is not installed (pip install -e '.[app]')")
+    import sonic.app.ui as ui
+    from sonic.cli import main
+
+    served = []
+    monkeypatch.setattr(ui, "launch", lambda page, allowed, host, port: served.append((page, allowed, host, port)))
+    assert main(["app", "--config", str(world["config"]), "--weights", str(world["weights"]), "--port", "7999",
+                 "--out", str(tmp_path / "a")]) == 0
+    page, allowed, host, port = served[-1]
+    assert (allowed, host, port) == (str(tmp_path / "a"), "127.0.0.1", 7999)
+    assert "Edit" in str(page.config) and "Generate" in str(page.config)
+    with caplog.at_level("ERROR"):
+        assert main(["app", "--config", str(world["config"]), "--weights", str(world["wrong"]),
+                     "--out", str(tmp_path / "b")]) == 0
+    assert "does not match config" in caplog.text and len(served) == 2
