@@ -10,10 +10,13 @@ The projection scales each rehearsal job by the work the paper's settings give t
   ``summary.json``) + seconds per step x paper steps x (paper batch / rehearsal batch);
 * generation and scoring: x (paper images / rehearsal images) x (paper DDIM steps / rehearsal steps) for generation;
   paper images = ``eval_audios_per_class`` x the dataset's classes x ``evaluation.seeds``;
-* editing: x (paper sources x steps) / (rehearsal sources x steps); inversion likewise;
+* editing: x (paper edits x steps) / (rehearsal edits x steps), an edit run making one image per source and
+  evaluation audio (paper edits = ``editing.num_sources`` x ``eval_audios_per_class`` x the dataset's classes;
+  rehearsal edits: the run's images); inversion x (paper sources x steps) / (rehearsal sources x steps); edit
+  scoring x edits; Fig. 10 and the gate norms (``edit_figures``, a fixed number of edits) x editing steps;
 * data preparation, captions and CLAP features: x (the paper's pairs / the rehearsal's clips) per dataset
   (pairs from the paper: Greatest Hits 3,385, Landscape + Into the Wild 22,000, RAVDESS 1,012 song videos);
-* tables and figures: as measured; ``synth`` and ``rehearsal_models`` are not part of the paper run.
+* tables and the other figures: as measured; ``synth`` and ``rehearsal_models`` are not part of the paper run.
 
 Ablation jobs are counted once per dataset of the paper's ``evaluation.ablation_datasets``. Start-up is scaled with
 the work where it cannot be measured apart (generation, scoring, editing, data), so those rows are upper bounds.
@@ -45,6 +48,7 @@ GENERATION_RULES = {"generate_eval"}
 SCORING_RULES = {"score", "score_table1"}
 REHEARSAL_ONLY = {"synth", "rehearsal_models"}  # the paper run reads real data and weights instead
 EDIT_RULES = {"edit_run", "invert_sources", "score_edit", "score_edit_release"}
+FIGURE_RULES = {"edit_figures"}  # Fig. 10 + gate norms: a fixed number of edits, each at editing.steps
 
 
 def deep_merge(base: dict, over: dict) -> dict:
@@ -123,6 +127,13 @@ def summary_of(results: Path, name: str) -> dict | None:
     return None
 
 
+def images_per_run(root: Path, dataset: str) -> float:
+    """The mean number of images of the runs ``<root>/<method>/<dataset>/`` (at least 1)."""
+    runs = [d for d in root.glob(f"*/{dataset}") if d.is_dir()]
+    images = sum(len(list(d.glob("*.png"))) for d in runs)
+    return max(1.0, images / max(1, len(runs)))
+
+
 def count_rows(path: Path) -> int:
     if not path.is_file():
         return 0
@@ -148,20 +159,21 @@ def project(rule: str, bench: str, measured: dict, results: Path, rehearsal: dic
         summary = summary_of(results, name) or {}
         loop_s = float(summary.get("wall_seconds") or 0.0)
         return max(0.0, s - loop_s) + loop_s * factor
+    paper_audios = _get(paper, "data.eval_audios_per_class") * PAPER_CLASSES.get(dataset, 1)
     if rule in GENERATION_RULES | SCORING_RULES and dataset:
-        images = max(1, len(list((results / "generated").glob(f"*/{dataset}/*.png"))) //
-                     max(1, len({p.parent for p in (results / "generated").glob(f"*/{dataset}/*.png")})))
-        paper_images = (_get(paper, "data.eval_audios_per_class") * PAPER_CLASSES[dataset]
-                        * _get(paper, "evaluation.seeds"))
-        factor = paper_images / images
+        factor = paper_audios * _get(paper, "evaluation.seeds") / images_per_run(results / "generated", dataset)
         if rule in GENERATION_RULES:
             factor *= _get(paper, "evaluation.steps") / _get(rehearsal, "evaluation.steps")
         return s * factor
-    if rule in EDIT_RULES:
-        factor = (_get(paper, "editing.num_sources") * _get(paper, "editing.steps")) / (
-            _get(rehearsal, "editing.num_sources") * _get(rehearsal, "editing.steps"))
-        return s * (factor if rule in {"edit_run", "invert_sources"} else
-                    _get(paper, "editing.num_sources") / _get(rehearsal, "editing.num_sources"))
+    steps = _get(paper, "editing.steps") / _get(rehearsal, "editing.steps")
+    if rule in FIGURE_RULES:
+        return s * steps
+    if rule in EDIT_RULES and dataset:
+        sources = _get(paper, "editing.num_sources") / _get(rehearsal, "editing.num_sources")
+        if rule == "invert_sources":
+            return s * sources * steps
+        edits = _get(paper, "editing.num_sources") * paper_audios / images_per_run(results / "edited", dataset)
+        return s * edits * (steps if rule == "edit_run" else 1.0)
     if rule in PER_PAIR_RULES and dataset:
         clips = count_rows(results / "data" / dataset / "manifest.csv")
         return s * PAPER_PAIRS[dataset] / max(1, clips)
