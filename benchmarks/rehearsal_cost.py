@@ -86,7 +86,7 @@ def dataset_of(name: str, datasets) -> str | None:
     return next((d for d in sorted(datasets, key=len, reverse=True) if d in name), None)
 
 
-def _get(cfg: dict, dotted: str, default=None):
+def setting(cfg: dict, dotted: str, default=None):
     for key in dotted.split("."):
         if not isinstance(cfg, dict) or key not in cfg:
             return default
@@ -103,8 +103,8 @@ def training_factor(name: str, rehearsal: dict, paper: dict) -> tuple[str, float
     else:
         key = "audiotoken" if "AudioToken" in name else "gluegen"
         section = f"competitors.{key}"
-    r = (_get(rehearsal, f"{section}.steps"), _get(rehearsal, f"{section}.batch_size"))
-    p = (_get(paper, f"{section}.steps"), _get(paper, f"{section}.batch_size"))
+    r = (setting(rehearsal, f"{section}.steps"), setting(rehearsal, f"{section}.batch_size"))
+    p = (setting(paper, f"{section}.steps"), setting(paper, f"{section}.batch_size"))
     return section, (p[0] * p[1]) / (r[0] * r[1])
 
 
@@ -152,27 +152,27 @@ def project(rule: str, bench: str, measured: dict, results: Path, rehearsal: dic
     s, name = measured["s"], Path(bench).name
     if rule in REHEARSAL_ONLY:
         return 0.0
-    datasets = _get(rehearsal, "data.datasets", {})
+    datasets = setting(rehearsal, "data.datasets", {})
     dataset = dataset_of(name, datasets)
     if rule in TRAINING_RULES:
         _, factor = training_factor(name, rehearsal, paper)
         summary = summary_of(results, name) or {}
         loop_s = float(summary.get("wall_seconds") or 0.0)
         return max(0.0, s - loop_s) + loop_s * factor
-    paper_audios = _get(paper, "data.eval_audios_per_class") * PAPER_CLASSES.get(dataset, 1)
+    paper_audios = setting(paper, "data.eval_audios_per_class") * PAPER_CLASSES.get(dataset, 1)
     if rule in GENERATION_RULES | SCORING_RULES and dataset:
-        factor = paper_audios * _get(paper, "evaluation.seeds") / images_per_run(results / "generated", dataset)
+        factor = paper_audios * setting(paper, "evaluation.seeds") / images_per_run(results / "generated", dataset)
         if rule in GENERATION_RULES:
-            factor *= _get(paper, "evaluation.steps") / _get(rehearsal, "evaluation.steps")
+            factor *= setting(paper, "evaluation.steps") / setting(rehearsal, "evaluation.steps")
         return s * factor
-    steps = _get(paper, "editing.steps") / _get(rehearsal, "editing.steps")
+    steps = setting(paper, "editing.steps") / setting(rehearsal, "editing.steps")
     if rule in FIGURE_RULES:
         return s * steps
     if rule in EDIT_RULES and dataset:
-        sources = _get(paper, "editing.num_sources") / _get(rehearsal, "editing.num_sources")
+        sources = setting(paper, "editing.num_sources") / setting(rehearsal, "editing.num_sources")
         if rule == "invert_sources":
             return s * sources * steps
-        edits = _get(paper, "editing.num_sources") * paper_audios / images_per_run(results / "edited", dataset)
+        edits = setting(paper, "editing.num_sources") * paper_audios / images_per_run(results / "edited", dataset)
         return s * edits * (steps if rule == "edit_run" else 1.0)
     if rule in PER_PAIR_RULES and dataset:
         clips = count_rows(results / "data" / dataset / "manifest.csv")
@@ -192,8 +192,8 @@ def hms(seconds: float) -> str:
 
 def cost_table(results: Path, log: Path, rehearsal_cfg: Path, paper_cfg: Path) -> list[dict]:
     rehearsal, paper = load_config(rehearsal_cfg), load_config(paper_cfg)
-    ablation_copies = len(_get(paper, "evaluation.ablation_datasets", [])) / max(
-        1, len(_get(rehearsal, "evaluation.ablation_datasets", [])))
+    ablation_copies = len(setting(paper, "evaluation.ablation_datasets", [])) / max(
+        1, len(setting(rehearsal, "evaluation.ablation_datasets", [])))
     named = rules_of_benchmarks(log)
     per_rule = defaultdict(lambda: {"jobs": 0, "s": 0.0, "max_rss_mb": 0.0, "paper_s": 0.0})
     root = results.parent

@@ -59,7 +59,7 @@ def run(tmp_path):
 def test_each_rule_is_projected_by_its_work_ratio(run):
     results, log = run
     r, p = cost.load_config(REHEARSAL), cost.load_config(PAPER)
-    get = cost._get
+    get = cost.setting
     rows = {row["rule"]: row for row in cost.cost_table(results, log, REHEARSAL, PAPER)}
     assert {k: row["jobs"] for k, row in rows.items()} == {k: 1 for k in JOBS}
     audios = get(p, "data.eval_audios_per_class") * cost.PAPER_CLASSES["landscape"]
