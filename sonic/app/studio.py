@@ -63,9 +63,8 @@ def parse_layer_betas(text: str | None, global_beta: float, layers: Sequence[str
     if not text:
         return float(global_beta)
     out = {name: float(global_beta) for name in layers}
-    for part in filter(None, (p.strip() for p in re.split(r"[,\s]+(?=[^=,\s]+\s*=)|,", text))):
+    for part in filter(None, re.split(r"[,\s]+", re.sub(r"\s*=\s*", "=", text))):  # "up3 = 0.5, mid=1" / spaces
         name, sep, value = part.partition("=")
-        name = name.strip()
         if not sep:
             raise AppError(f"Per-layer beta: {part!r} is not LAYER=VALUE (e.g. up3=0.5)")
         if name not in out:
@@ -74,13 +73,13 @@ def parse_layer_betas(text: str | None, global_beta: float, layers: Sequence[str
         try:
             out[name] = float(value)
         except ValueError:
-            raise AppError(f"Per-layer beta: {value.strip()!r} (for {name}) is not a number") from None
+            raise AppError(f"Per-layer beta: {value!r} (for {name}) is not a number") from None
     return out
 
 
 def read_audio(path: str | Path | None, sample_rate: int, silence_dbfs: float, what: str = "Audio") -> np.ndarray:
     """A user's audio file as mono float32 at ``sample_rate``; not audio, empty or silent -> :class:`AppError`."""
-    from sonic.audio import AudioError, load_audio
+    from sonic.audio import AudioError, level_dbfs, load_audio
 
     if not path:
         raise AppError(f"{what}: upload or record an audio clip first")
@@ -90,8 +89,7 @@ def read_audio(path: str | Path | None, sample_rate: int, silence_dbfs: float, w
     except AudioError as err:
         reason = str(err).split(": ", 1)[-1]
         raise AppError(f"{what}: {name} is not a readable audio file ({reason})") from None
-    rms = float(np.sqrt(np.mean(np.square(wave, dtype=np.float64)))) if wave.size else 0.0
-    level = 20 * math.log10(rms) if rms > 0 else -math.inf
+    level = level_dbfs(wave)
     if level < silence_dbfs:
         raise AppError(f"{what}: {name} is silent ({level:.1f} dBFS, below the {silence_dbfs:g} dBFS of "
                        "data.silence_dbfs); CLAP would describe nothing")

@@ -22,6 +22,7 @@ import soundfile as sf
 from PIL import Image
 from tqdm.auto import tqdm
 
+from sonic.audio import level_dbfs
 from sonic.data import media
 from sonic.data.datasets import parse_times
 from sonic.data.tables import Reject, Video, slug
@@ -93,11 +94,6 @@ def plan_segments(video: Video, duration: float, settings: ExtractSettings) -> t
     return segments, rejects
 
 
-def _dbfs(x: np.ndarray) -> float:
-    rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if x.size else 0.0
-    return 20 * math.log10(rms) if rms > 0 else -math.inf
-
-
 def source_media(info: media.ProbeInfo, audio_info: media.ProbeInfo, sample_rate: int) -> dict:
     """What a clip's source had and what extraction made of it, for the clip's ``meta``."""
     a, v = audio_info.audio, info.video
@@ -150,7 +146,7 @@ def extract_video(video: Video, settings: ExtractSettings, out_dir: Path) -> tup
     kept: list[tuple[Segment, np.ndarray]] = []
     for seg in segments:
         clip = wave[int(round(seg.start * settings.sample_rate)) : int(round(seg.end * settings.sample_rate))]
-        level = _dbfs(clip)
+        level = level_dbfs(clip)
         if level < settings.silence_dbfs:
             rejects.append(Reject(video.dataset, f"{video.video}@{seg.start:.1f}-{seg.end:.1f}s", "extract",
                                   f"silent audio ({level:.1f} dBFS < {settings.silence_dbfs:g} dBFS)"))

@@ -137,3 +137,9 @@ def test_sonic_app_builds_the_page_and_serves_it_even_when_the_weights_are_refus
         assert main(["app", "--config", str(world["config"]), "--weights", str(world["wrong"]),
                      "--out", str(tmp_path / "b")]) == 0
     assert "does not match config" in caplog.text and len(served) == 2
+
+
+def test_layer_betas_accept_spaces_around_equals_and_space_separated_pairs():
+    assert parse_layer_betas("up3 = 0.5 mid=1.2", 1.0, ["mid", "up3"]) == {"mid": 1.2, "up3": 0.5}
+    with pytest.raises(AppError, match=r"'x' \(for up3\) is not a number"):
+        parse_layer_betas("up3=x", 1.0, ["up3"])
