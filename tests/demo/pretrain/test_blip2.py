@@ -162,7 +162,7 @@ def test_registry_loads_it_as_the_captioner(trained, tmp_path):
 
 def test_captions_command_loads_blip2_in_the_configured_dtype(trained, tmp_path, monkeypatch):
     """data.caption_dtype (paper profile: bfloat16): BLIP-2 OPT-2.7b in float32 peaked at 20.1 GiB while loading
-    in the rehearsal, in bfloat16 at 12.1 GiB."""
+    in the rehearsal, in bfloat16 at 11.8 GiB (the recorded rehearsal)."""
 
 
     from sonic import cli
