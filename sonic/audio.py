@@ -1,8 +1,7 @@
-"""Audio arrays: loading, resampling to mono, their level, and the waveform gain control (paper Fig. 10b)."""
+"""Audio arrays: loading, resampling to mono, and the waveform gain control (paper Fig. 10b)."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -38,9 +37,3 @@ def apply_gain(wave: np.ndarray, gain_db: float) -> np.ndarray:
         return wave
     return (wave * np.float32(10.0 ** (gain_db / 20.0))).astype(np.float32)
 
-
-def level_dbfs(wave: np.ndarray) -> float:
-    """RMS level in dB relative to full scale (-inf for an empty or all-zero wave); what ``data.silence_dbfs``
-    is compared with."""
-    rms = float(np.sqrt(np.mean(np.square(wave, dtype=np.float64)))) if wave.size else 0.0
-    return 20 * math.log10(rms) if rms > 0 else -math.inf

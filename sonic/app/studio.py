@@ -79,7 +79,8 @@ def parse_layer_betas(text: str | None, global_beta: float, layers: Sequence[str
 
 def read_audio(path: str | Path | None, sample_rate: int, silence_dbfs: float, what: str = "Audio") -> np.ndarray:
     """A user's audio file as mono float32 at ``sample_rate``; not audio, empty or silent -> :class:`AppError`."""
-    from sonic.audio import AudioError, level_dbfs, load_audio
+    from sonic.audio import AudioError, load_audio
+    from sonic.data.extract import level_dbfs  # the level extraction's silence check uses
 
     if not path:
         raise AppError(f"{what}: upload or record an audio clip first")

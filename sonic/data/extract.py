@@ -22,7 +22,6 @@ import soundfile as sf
 from PIL import Image
 from tqdm.auto import tqdm
 
-from sonic.audio import level_dbfs
 from sonic.data import media
 from sonic.data.datasets import parse_times
 from sonic.data.tables import Reject, Video, slug
@@ -92,6 +91,13 @@ def plan_segments(video: Video, duration: float, settings: ExtractSettings) -> t
         else:
             segments.append(Segment(s, e, materials[0], {"hits": len(inside)}))
     return segments, rejects
+
+
+def level_dbfs(wave: np.ndarray) -> float:
+    """RMS level in dB relative to full scale (-inf for an empty or all-zero wave); what ``data.silence_dbfs``
+    is compared with."""
+    rms = float(np.sqrt(np.mean(np.square(wave, dtype=np.float64)))) if wave.size else 0.0
+    return 20 * math.log10(rms) if rms > 0 else -math.inf
 
 
 def source_media(info: media.ProbeInfo, audio_info: media.ProbeInfo, sample_rate: int) -> dict:

@@ -4,11 +4,12 @@ valid clip is kept (README, Data preparation; issue: data preparation, acceptanc
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from sonic.demo import synth
 from sonic.data.datasets import DatasetSpec, index_dataset
-from sonic.data.extract import ExtractSettings, extract_videos
+from sonic.data.extract import ExtractSettings, extract_videos, level_dbfs
 
 CASES = {
     "greatest_hits": (synth.synth_greatest_hits, ExtractSettings(consecutive_material=True)),
@@ -60,3 +61,11 @@ def test_bad_inputs_are_rejected_and_nothing_valid_is_lost(dataset, tmp_path):
     extra = [c for k, c in dirty_clips.items() if k not in clean_clips]
     assert all(any(Path(rel).stem in c["source"] for rel, kind in bad if kind == "odd_name") for c in extra)
     assert len(extra) >= (dataset != "greatest_hits")
+
+
+def test_level_dbfs_of_known_waves():
+    assert level_dbfs(np.ones(100, np.float32)) == pytest.approx(0.0)
+    assert level_dbfs(np.full(100, 0.1, np.float32)) == pytest.approx(-20.0)
+    square = np.where(np.arange(1000) % 2, 0.5, -0.5).astype(np.float32)  # RMS 0.5
+    assert level_dbfs(square) == pytest.approx(20 * np.log10(0.5))
+    assert level_dbfs(np.zeros(10, np.float32)) == -np.inf and level_dbfs(np.zeros(0, np.float32)) == -np.inf

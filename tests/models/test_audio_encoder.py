@@ -5,7 +5,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from sonic.audio import AudioError, apply_gain, level_dbfs, load_audio
+from sonic.audio import AudioError, apply_gain, load_audio
 from sonic.models.audio_encoder import AudioEncoder, ClapAudioEncoder
 from tests.tiny import write_clap_folder
 
@@ -47,10 +47,3 @@ def test_bad_audio_files_name_the_file(tmp_path):
     with pytest.raises(AudioError, match="bad.wav: cannot decode"):
         load_audio(tmp_path / "bad.wav", 48000)
 
-
-def test_level_dbfs_of_known_waves():
-    assert level_dbfs(np.ones(100, np.float32)) == pytest.approx(0.0)
-    assert level_dbfs(np.full(100, 0.1, np.float32)) == pytest.approx(-20.0)
-    square = np.where(np.arange(1000) % 2, 0.5, -0.5).astype(np.float32)  # RMS 0.5
-    assert level_dbfs(square) == pytest.approx(20 * np.log10(0.5))
-    assert level_dbfs(np.zeros(10, np.float32)) == -np.inf and level_dbfs(np.zeros(0, np.float32)) == -np.inf
