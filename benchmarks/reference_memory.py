@@ -1,9 +1,9 @@
 """Peak memory of building the evaluation references for many high-resolution frames.
 
 Writes 1280x720 PNG frames (and 1 s audio clips) to a scratch folder, then, in a fresh process per count, runs
-``sonic.evaluation.references.compute_references`` with tiny evaluation models (a miniature CLIP and Wav2CLIP,
-so that the frames, not the models, dominate) and prints the peak resident memory of that process and its growth
-over the memory before the call. References are built in batches at the evaluation size, so the peak should not
+``sonic.evaluation.references.compute_references`` with tiny evaluation models (a miniature CLIP, Wav2CLIP and FID
+network, so that the frames, not the models, dominate) and prints the peak resident memory of that process and its
+growth over the memory before the call. References are built in batches at the evaluation size, so the peak should not
 grow with the number of frames (target: 500 frames within 1.5x of 50 frames).
 
     python benchmarks/reference_memory.py [--counts 50 500] [--width 1280 --height 720]
@@ -34,9 +34,10 @@ def prepare(folder: Path, count: int, width: int, height: int) -> None:
     from PIL import Image
 
     from sonic.models.wav2clip import Wav2Clip, Wav2ClipConfig, save_wav2clip
-    from tests.tiny import write_clip_folder
+    from tests.tiny import write_clip_folder, write_fid_folder
 
     write_clip_folder(folder / "clip")
+    write_fid_folder(folder / "fid")
     torch.manual_seed(0)
     save_wav2clip(Wav2Clip(Wav2ClipConfig(base_width=8, blocks=(1, 1, 1, 1), mlp_hidden=32, embed_dim=16)).eval(),
                   folder / "Wav2CLIP.pt")
@@ -56,7 +57,7 @@ def child(folder: Path, count: int, resolution: int) -> dict:
 
     data = tiny_config_dict(folder / "sd")
     data["models"].update({"clip_ais": str(folder / "clip"), "clip_eval": str(folder / "clip"),
-                           "wav2clip": str(folder / "Wav2CLIP.pt"), "fid_features": None})
+                           "wav2clip": str(folder / "Wav2CLIP.pt"), "fid_features": str(folder / "fid")})
     data["generation"]["resolution"] = resolution
     cfg = config_mod.from_dict(data)
     pd.DataFrame({"clip_id": [f"c{i}" for i in range(count)], "label": ["x", "y"] * (count // 2) + ["x"] * (count % 2),

@@ -67,6 +67,8 @@ EDIT_SCORE_SETTINGS = settings(
     "models.clip_ais",
     "models.clip_eval",
     "models.fid_features",
+    "models.sd",  # the FID network must be none of these (ModelPaths.fid_network)
+    "models.clap",
     "generation.resolution",
     "evaluation.bootstrap_samples",
     "evaluation.interval_level",

@@ -72,6 +72,8 @@ rule eval_references:
             "models.clip_ais",
             "models.clip_eval",
             "models.fid_features",
+            "models.sd",  # the FID network must be none of these (ModelPaths.fid_network)
+            "models.clap",
             "generation.resolution",
         ),
     shell:
@@ -144,6 +146,8 @@ rule score:
             "models.clip_ais",
             "models.clip_eval",
             "models.fid_features",
+            "models.sd",  # the FID network must be none of these (ModelPaths.fid_network)
+            "models.clap",
             "generation.resolution",
             "evaluation.seeds",
             "evaluation.bootstrap_samples",
@@ -185,6 +189,8 @@ rule score_table1:
             "models.clip_ais",
             "models.clip_eval",
             "models.fid_features",
+            "models.sd",  # the FID network must be none of these (ModelPaths.fid_network)
+            "models.clap",
             "generation.resolution",
             "evaluation.seeds",
             "evaluation.bootstrap_samples",

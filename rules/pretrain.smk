@@ -70,6 +70,27 @@ if PRETRAIN:
             "sonic pretrain wav2clip --settings {params.settings:q} --manifests {input.manifests:q} "
             "--out {output.model:q} --threads {threads} > {log:q} 2>&1"
 
+    rule train_fid:
+        input:
+            manifests=expand(rules.manifest.output.manifest, dataset=DATASETS),
+        output:
+            model=directory(CFG.models.fid_features),
+        log:
+            results("logs", "pretrain", "fid.log"),
+        benchmark:
+            results("benchmarks", "pretrain", "fid.tsv")
+        conda:
+            "../envs/pretrain.yaml"
+        threads: 1
+        resources:
+            mem_mb=4000,
+            runtime=30,
+        params:
+            settings=settings("seed", "pretrain.steps"),
+        shell:
+            "sonic pretrain fid --settings {params.settings:q} --manifests {input.manifests:q} "
+            "--out {output.model:q} --threads {threads} > {log:q} 2>&1"
+
     rule train_blip2:
         input:
             manifests=expand(rules.manifest.output.manifest, dataset=DATASETS),
@@ -114,6 +135,7 @@ if PRETRAIN:
                 "seed",
                 "pretrain.steps",
                 "pretrain.evaluate",
+                "pretrain.sd",
                 "models.clip_ais",
                 "models.unet_config",
             ),

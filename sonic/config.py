@@ -76,6 +76,46 @@ class ModelPaths:
             raise ConfigError(f"models.{key} is not set in the configuration")
         return value
 
+    def fid_network(self, source: str = "<config>") -> str:
+        """``models.fid_features``, checked to be an independent judge (SPEC §7): set, and neither one of
+        :data:`NOT_FID_NETWORKS` nor inside one. There is no fallback: FID on a network that a generator
+        conditions on, or that AIS/AIC/IIS already use, would not measure the images independently."""
+        if not self.fid_features:
+            raise ConfigError(
+                f"{source}: models.fid_features is not set; FID needs its own feature network: the FID Inception "
+                "weights file (paper profile) or the miniature FID network folder (`sonic pretrain fid`, demo "
+                "profile). It does not fall back to models.clip_eval's image tower, which AIC and IIS use")
+        self.check_fid_independent(source)
+        return self.fid_features
+
+    def check_fid_independent(self, source: str = "<config>") -> None:
+        """An error naming the keys if ``models.fid_features`` is the location of one of :data:`NOT_FID_NETWORKS`
+        or inside it (``models.sd``'s ``text_encoder/``, say). Locations are compared as resolved paths (hub ids
+        as written)."""
+        if not self.fid_features:
+            return
+        fid = _location(self.fid_features)
+        hits = []
+        for key in NOT_FID_NETWORKS:
+            other = getattr(self, key)
+            if other and (fid == _location(other) or _location(other) in fid.parents):
+                hits.append(f"models.{key} ({other})")
+        if hits:
+            raise ConfigError(
+                f"{source}: models.fid_features ({self.fid_features}) is, or is inside, {' and '.join(hits)}; the FID "
+                f"network must be none of models.{', models.'.join(NOT_FID_NETWORKS)} ({NOT_FID_WHY})")
+
+
+# What FID must not judge with (SPEC §7): what a generator conditions on (the text encoder inside ``sd``; CLAP) and
+# what AIS, AIC and IIS judge with (the two CLIPs).
+NOT_FID_NETWORKS = ("sd", "clap", "clip_eval", "clip_ais")
+NOT_FID_WHY = "networks a generator conditions on, or that AIS, AIC and IIS use"
+
+
+def _location(value: str) -> Path:
+    """A model location as a comparable path: hub ids as written, local paths resolved."""
+    return Path(value) if value.startswith("hub:") else Path(value).resolve()
+
 
 @dataclass(frozen=True)
 class AudioEncoderConfig:
@@ -144,6 +184,7 @@ class PretrainConfig:
     random_weights: bool = False  # rehearsal: paper-size random-weight models (sonic.demo.random_models)
     evaluate: bool = True
     steps: dict[str, int | None] = field(default_factory=dict)  # per miniature model; unnamed = its own default
+    sd: dict = field(default_factory=dict)  # overrides of sonic.demo.pretrain.sd.SdSettings (the SD recipe)
 
 
 LOOP_KEYS = ("checkpoint_every", "checkpoints_total_limit", "mixed_precision", "max_grad_norm")
@@ -409,6 +450,7 @@ def from_dict(data: dict, source: str = "<config>", partial: bool = False) -> Co
 
 def _check(cfg: Config) -> None:
     """Cross-section checks of a whole configuration."""
+    cfg.models.check_fid_independent(cfg.source)
     if cfg.pretrain.enabled and cfg.pretrain.random_weights:
         raise ConfigError(f"{cfg.source}: pretrain.enabled and pretrain.random_weights both write the `models` "
                           "locations; set one of them")

@@ -1,5 +1,6 @@
 """Configuration: both shipped profiles validate; bad configs give messages naming the key."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -107,3 +108,59 @@ def test_variant_names_are_safe_for_wildcards_and_paths(name):
     data["training"]["variants"][name] = {}
     with pytest.raises(config.ConfigError, match="variants"):
         config.from_dict(data)
+
+
+def smoke_config() -> dict:
+    """config.yaml with workflow/configs/smoke.yaml layered on top, as the smoke workflow reads them."""
+    def merge(base, override):
+        return {**base, **{k: merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+                           for k, v in override.items()}}
+
+    return merge(demo_config(), yaml.safe_load((ROOT / "workflow/configs/smoke.yaml").read_text()))
+
+
+@pytest.mark.parametrize("profile", ["demo", "smoke", "paper", "rehearsal"])
+def test_the_fid_network_is_an_independent_judge(profile):
+    """SPEC §7: FID's network is none that a generator conditions on (the text encoder inside models.sd, CLAP) nor
+    one that AIS, AIC and IIS use (the two CLIPs), in every shipped profile."""
+    files = {"paper": "workflow/configs/paper.yaml", "rehearsal": "workflow/configs/rehearsal.yaml"}
+    data = smoke_config() if profile == "smoke" else demo_config() if profile == "demo" else \
+        yaml.safe_load((ROOT / files[profile]).read_text())
+    models = config.from_dict(data, profile).models
+    fid = (ROOT / models.fid_network(profile)).resolve()
+    for key in config.NOT_FID_NETWORKS:
+        other = (ROOT / getattr(models, key)).resolve()
+        assert fid != other and other not in fid.parents, key
+    assert config.NOT_FID_NETWORKS == ("sd", "clap", "clip_eval", "clip_ais")
+    if profile in ("demo", "smoke"):
+        assert models.fid_features == "results/demo/models/fid"  # what `sonic pretrain fid` (train_fid) writes
+
+
+@pytest.mark.parametrize("key", ["clip_eval", "clip_ais", "clap", "sd"])
+def test_a_fid_network_that_is_another_model_is_an_error_naming_the_keys(key, tmp_path):
+    data = demo_config()
+    data["models"]["fid_features"] = data["models"][key]
+    with pytest.raises(config.ConfigError, match=f"demo: models.fid_features .* is, or is inside, .*models.{key} "):
+        config.from_dict(data, "demo")
+    data["models"]["fid_features"] = "./" + data["models"][key] + "/"  # the same place written differently
+    with pytest.raises(config.ConfigError, match=f"is, or is inside, .*models.{key} "):
+        config.from_dict(data, "demo")
+    data["models"]["fid_features"] = str(Path(data["models"]["sd"]) / "text_encoder")  # inside the SD folder
+    with pytest.raises(config.ConfigError, match=r"is, or is inside, models.sd \("):
+        config.from_dict(data, "demo")
+    # a command's --settings: checked where the feature network is built
+    data = demo_config()
+    part = config.from_settings(json.dumps({"models": {**data["models"], "fid_features": data["models"][key]}}))
+    with pytest.raises(config.ConfigError, match=f"is, or is inside, .*models.{key} "):
+        part.models.fid_network(part.source)
+
+
+def test_an_unset_fid_network_is_an_error_not_a_fallback():
+    data = demo_config()
+    data["models"]["fid_features"] = None
+    cfg = config.from_dict(data, "demo")  # loading is fine: not every command computes FID
+    with pytest.raises(config.ConfigError, match="demo: models.fid_features is not set.*not fall back"):
+        cfg.models.fid_network(cfg.source)
+    part = config.from_settings(json.dumps({"models": {"sd": "x", "clap": None, "clip_eval": "c", "clip_ais": "c"}}))
+    with pytest.raises(config.ConfigError, match="reads models.fid_features"):  # a rule that did not declare it
+        part.models.fid_network(part.source)

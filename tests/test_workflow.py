@@ -69,7 +69,7 @@ def test_default_target_encodes_each_dataset_once(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     counts = job_counts(out.stdout + out.stderr)
     assert counts["clap_features"] == len(DATASETS) and counts["captions"] == len(DATASETS)
-    for rule in ("train_clip", "train_clap", "train_blip2", "train_sd"):
+    for rule in ("train_clip", "train_clap", "train_blip2", "train_sd", "train_fid"):
         assert counts[rule] == 1, rule
 
 
@@ -230,10 +230,11 @@ def test_smoke_dag_to_table1(tmp_path):
     table = pd.read_csv(tmp_path / "results/table1.csv")
     assert sorted(table["dataset"].unique()) == sorted(DATASETS)
     assert sorted(table["method"].unique()) == ["AudioToken", "GlueGen", "SonicDiffusion"]
-    for metric in ("AIS", "AIC", "IIS"):
+    for metric in ("AIS", "AIC", "SAC", "IIS"):
         assert table[metric].between(0, 1).all(), metric
+    assert table["SAC_real"].between(0, 1).all()  # the shape classifier of each dataset's references, on real frames
     assert (table["FID"] >= 0).all() and (table["images"] > 0).all() and (table["missing"] == 0).all()
-    assert "| dataset | method | AIS | AIC | IIS | FID | images |" in (tmp_path / "results/table1.md").read_text()
+    assert "| dataset | method | AIS | AIC | SAC | IIS | FID | images |" in (tmp_path / "results/table1.md").read_text()
     print(f"smoke DAG to table1: {elapsed:.0f} s")
     # the HTML report of that run shows the table and the loss curves
     report = tmp_path / "report.html"

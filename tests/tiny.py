@@ -139,6 +139,14 @@ def write_clip_folder(folder: Path) -> Path:
     return folder
 
 
+def write_fid_folder(folder: Path, seed: int = 0) -> Path:
+    """A tiny FID network folder (``sonic pretrain fid``'s format) with random weights, 16 features at 16 px."""
+    from sonic.metrics.fidnet import FidNet, FidNetConfig, save_fidnet
+
+    torch.manual_seed(seed)
+    return save_fidnet(FidNet(FidNetConfig(image_size=16, widths=(8, 16), num_classes=2)).eval(), folder, ["a", "b"])
+
+
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
 
 

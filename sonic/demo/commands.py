@@ -16,10 +16,12 @@ log = logging.getLogger(__name__)
 PRETRAIN_INPUTS = {
     "clip": lambda cfg, args: {"threads": args.threads},
     "clap": lambda cfg, args: {},
+    "fid": lambda cfg, args: {"threads": args.threads},
     "blip2": lambda cfg, args: {},
     "wav2clip": lambda cfg, args: {"threads": args.threads, "clip_dir": cfg.models.require("clip_ais")},
     "sd": lambda cfg, args: {"threads": args.threads, "clip_dir": cfg.models.require("clip_ais"),
-                             "unet_config": cfg.models.require("unet_config"), "evaluate": cfg.pretrain.evaluate},
+                             "unet_config": cfg.models.require("unet_config"), "evaluate": cfg.pretrain.evaluate,
+                             "settings": cfg.pretrain.sd},
 }
 
 

@@ -61,6 +61,7 @@ def score(cfg: Config, methods: list[str], dataset: str, manifest: str, refs: st
     into ``outs[i]``); the references and evaluation models are loaded once."""
     import json
 
+    from sonic.evaluation.edits import source_shape_accuracy
     from sonic.evaluation.references import load_references
     from sonic.evaluation.score import ScoringModels, score_run
     from sonic.evaluation.tables import EDIT_COLUMNS
@@ -79,6 +80,7 @@ def score(cfg: Config, methods: list[str], dataset: str, manifest: str, refs: st
         if structure.is_file():
             s = json.loads(structure.read_text())
             result.update({c: s[c] for c in EDIT_COLUMNS if c in s})
+            result["source_SAC"] = source_shape_accuracy(references.shape, folder, cfg.generation.resolution)
         Path(out).write_text(json.dumps(result, indent=2) + "\n")
         results.append(result)
     return results
@@ -207,9 +209,10 @@ def register(sub) -> None:
     p = sub.add_parser("evaluate", help="evaluation: references, generation runs, scores, editing runs, figures, "
                                         "tables (README, \"Evaluation\")")
     steps = p.add_subparsers(dest="step", required=True, metavar="<step>")
-    q = steps.add_parser("references", help="cache Wav2CLIP / CLIP / FID embeddings of a dataset's val clips")
+    q = steps.add_parser("references", help="cache Wav2CLIP / CLIP / FID embeddings of a dataset's val clips and "
+                                             "SAC's shape classifier of its train frames")
     q.add_argument("--manifest", required=True)
-    q.add_argument("--out", required=True, help="safetensors (audio, frames, fid)")
+    q.add_argument("--out", required=True, help="safetensors (audio, frames, fid, shape_*)")
     q.add_argument("--index", required=True, help="CSV row -> clip_id, label")
     q = steps.add_parser("generate", help="generate the evaluation subset (eval clips x evaluation.seeds) of one "
                          "or more methods (one --weights and one --out per --method, in order)")
@@ -218,7 +221,7 @@ def register(sub) -> None:
     q.add_argument("--weights", required=True, nargs="+", help="each method's trained weights folder")
     _dataset_args(q)
     q.add_argument("--out", required=True, nargs="+", help="folders: <clip_id>_<seed>.png + manifest.csv")
-    q = steps.add_parser("score", help="AIS, AIC, IIS, FID of folders of generated images, one per method "
+    q = steps.add_parser("score", help="AIS, AIC, SAC, IIS, FID of folders of generated images, one per method "
                          "(one --images, --out and --per-image per --method, in order)")
     q.add_argument("--method", required=True, nargs="+")
     q.add_argument("--dataset", required=True)

@@ -9,7 +9,8 @@ Layout: ``<out>/<clip_id>_<source index>.png`` — the layout of generation runs
 place, so the same scoring code reads it (``evaluate score --seeds <number of sources>``) — plus ``manifest.csv``
 and ``structure.json``: how much of the source survives (cosine similarity of source and edit in the ``clip_eval``
 image space, against the similarity of unrelated sources) and how often the unedited source is already classified
-as the audio's label (the AIC an edit starts from).
+as the audio's label (the AIC an edit starts from; the scoring step adds the SAC it starts from,
+:func:`source_shape_accuracy`, since the shape classifier lives in the dataset's references).
 """
 
 from __future__ import annotations
@@ -182,3 +183,20 @@ def structure_scores(clip_eval, sources: torch.Tensor, edits: torch.Tensor, own:
         "other_edge_ssim": versus_others(ssim),
         "source_AIC": sum(predicted[int(s)] == lab for s, lab in zip(own, labels)) / len(edits),
     }
+
+
+def source_shape_accuracy(shape, folder: str | Path, size: int) -> float | None:
+    """SAC of the unedited sources of the editing run in ``folder`` (its ``manifest.csv``: each edit's source and
+    audio label): how often SAC's shape classifier (:class:`sonic.metrics.shape.ShapeClassifier`, from the dataset's
+    references) already gives a source its edit's audio class — the SAC the edits start from, as ``source_AIC`` is
+    their AIC. None without a classifier."""
+    from sonic.images import load_images
+    from sonic.metrics.shape import share_correct
+
+    if shape is None:
+        return None
+    run = read_csv(Path(folder) / "manifest.csv")
+    edited = run["source"].astype(str).tolist()
+    sources = sorted(set(edited))
+    predicted = dict(zip(sources, shape.predict(load_images(sources, size))))
+    return share_correct([predicted[s] for s in edited], run["label"].astype(str).tolist())

@@ -6,10 +6,16 @@ FID real set). Frames are seen at the evaluation size, as generated images are: 
 centre-cropped to ``generation.resolution`` (never squashed), and processed in batches, so memory does not grow
 with the number of frames or their native size. One safetensors file (``audio``, ``frames``, ``fid``; row i =
 clip i) plus an index CSV (row, clip_id, label), so every method's scoring reads the same numbers.
+
+The same file holds SAC's shape classifier (:mod:`sonic.metrics.shape`), fitted on the frames of the *train* split
+(read the same way) with their labels: its tensors (``shape_*``), and in the metadata its label order
+(``shape_labels``, JSON), its accuracy on the real validation frames (``shape_real``, the ceiling of SAC) and a note
+(``shape_note``: what it was fitted on, or why there is none: a train split of fewer than 2 classes).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,12 +23,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from sonic.audio import load_audio
 from sonic.data.tables import read_csv, write_csv
 from sonic.images import image_batches
+from sonic.metrics.shape import ShapeClassifier, fit_frames, shape_features, share_correct
 
 log = logging.getLogger(__name__)
 
@@ -34,14 +42,18 @@ def fixed_length(wave: np.ndarray, samples: int) -> np.ndarray:
     return np.resize(wave, samples) if len(wave) < samples else wave[:samples]
 
 
-def feature_network(cfg, clip_eval):
-    """The FID feature network: the standard Inception from ``models.fid_features`` when set, otherwise the
-    ``clip_eval`` image tower (the demo profile)."""
-    from sonic.metrics.fid import ClipImageFeatures, InceptionFeatures
+def feature_network(cfg, clip_eval=None):
+    """The FID feature network that ``models.fid_features`` names (README, Evaluation): a folder written by
+    ``sonic pretrain fid`` (the demo's miniature FID network; a folder of another format is an error naming it) or
+    the FID Inception weights file (paper profile).
 
-    if cfg.models.fid_features:
-        return InceptionFeatures(cfg.models.fid_features)
-    return ClipImageFeatures(clip_eval)
+    It must be an independent judge (SPEC §7): unset, or the location of a model that a generator conditions on or
+    that AIS/AIC/IIS use, is a :class:`~sonic.config.ConfigError` naming the keys (:meth:`ModelPaths.fid_network`).
+    ``clip_eval`` is not used; it stays in the signature for the callers that pass it."""
+    from sonic.metrics.fid import FidNetFeatures, InceptionFeatures
+
+    location = cfg.models.fid_network(cfg.source)
+    return FidNetFeatures(location) if Path(location).is_dir() else InceptionFeatures(location)
 
 
 @torch.no_grad()
@@ -56,6 +68,9 @@ class References:
     audio: torch.Tensor  # (R, D_w2c) L2-normalised Wav2CLIP embeddings of the val audios
     frames: torch.Tensor  # (R, D_clip) L2-normalised clip_eval embeddings of the val frames
     fid: torch.Tensor  # (R, D_fid) FID features of the val frames
+    shape: ShapeClassifier | None = None  # SAC's classifier, fitted on the train frames (None: < 2 train classes)
+    shape_real: float | None = None  # its accuracy on the val frames: SAC's ceiling
+    shape_note: str = ""  # what it was fitted on, or why there is none
 
     def row(self, clip_id: str) -> int:
         return self.clip_ids.index(clip_id)
@@ -63,8 +78,8 @@ class References:
 
 def compute_references(cfg, manifest: str | Path, out: str | Path, index_out: str | Path, batch_size: int = 32,
                        progress: bool = True) -> References:
-    """Embed the validation clips of ``manifest`` with the evaluation models and write the cache; frames and
-    audio are read ``batch_size`` at a time."""
+    """Embed the validation clips of ``manifest`` with the evaluation models, fit SAC's shape classifier on the
+    train frames and write the cache; frames and audio are read ``batch_size`` at a time."""
     from sonic.models import registry
     from sonic.metrics.clip_scores import image_features
     from sonic.metrics.models import wav2clip_features
@@ -83,18 +98,35 @@ def compute_references(cfg, manifest: str | Path, out: str | Path, index_out: st
     ])
     clip_eval = registry.load_clip(cfg, "clip_eval")
     fid_net = feature_network(cfg, clip_eval)
-    frame_emb, fid = [], []
+    train = table[table["split"] == "train"]
+    shape, note = fit_frames(train["frame"].astype(str).tolist(), train["label"].astype(str).tolist(),
+                             cfg.generation.resolution, batch_size, progress)
+    frame_emb, fid, shape_val = [], [], []
     bar = tqdm(total=len(val), desc="reference frames", unit="frame", disable=not progress)
     for frames in image_batches(val["frame"].astype(str).tolist(), cfg.generation.resolution, batch_size):
         frame_emb.append(image_features(clip_eval, frames))
         fid.append(batched(fid_net, frames))
+        if shape is not None:
+            shape_val += shape.predict_features(shape_features(frames, shape.size))
         bar.update(len(frames))
     bar.close()
     frame_emb, fid = torch.cat(frame_emb), torch.cat(fid)
+    metadata = {"wav2clip": str(cfg.models.wav2clip), "clip_eval": str(cfg.models.clip_eval),
+                "fid_features": str(cfg.models.fid_features or cfg.models.clip_eval), "shape_note": note}
+    tensors = {"audio": audio.contiguous(), "frames": frame_emb.contiguous(), "fid": fid.contiguous()}
+    if shape is None:
+        log.warning("references %s: no shape classifier, SAC will be null: %s", out, note)
+    else:
+        real = share_correct(shape_val, val["label"].astype(str).tolist())
+        unseen = sorted(set(table["label"].astype(str)) - set(shape.labels))
+        if unseen:
+            note += f"; classes without training frames, never predicted: {unseen}"
+        metadata |= {"shape_labels": json.dumps(shape.labels), "shape_real": repr(real), "shape_note": note}
+        tensors |= shape.to_tensors()
+        log.info("references %s: shape classifier %s; accuracy on the %d real val frames %.3f (SAC's ceiling; "
+                 "chance %.3f)", out, note, len(val), real, 1 / len(shape.labels))
     Path(out).parent.mkdir(parents=True, exist_ok=True)
-    save_file({"audio": audio.contiguous(), "frames": frame_emb.contiguous(), "fid": fid.contiguous()}, str(out),
-              metadata={"wav2clip": str(cfg.models.wav2clip), "clip_eval": str(cfg.models.clip_eval),
-                        "fid_features": str(cfg.models.fid_features or cfg.models.clip_eval)})
+    save_file(tensors, str(out), metadata=metadata)
     write_csv(pd.DataFrame({"row": np.arange(len(val)), "clip_id": val["clip_id"].astype(str),
                             "label": val["label"].astype(str)}), index_out)
     log.info("references %s: %d val clips", out, len(val))
@@ -103,8 +135,17 @@ def compute_references(cfg, manifest: str | Path, out: str | Path, index_out: st
 
 def load_references(path: str | Path, index: str | Path) -> References:
     tensors = load_file(str(path))
+    with safe_open(str(path), "pt") as f:
+        metadata = f.metadata() or {}
     idx = read_csv(index)
     if len(idx) != len(tensors["audio"]):
         raise ValueError(f"{index}: {len(idx)} rows but {path} holds {len(tensors['audio'])} references")
+    if "shape_note" not in metadata:
+        raise ValueError(f"{path} was written before SAC's shape classifier existed: delete it and rebuild it "
+                         "(`sonic evaluate references`, the eval_references rule)")
+    shape, real = None, None
+    if "shape_labels" in metadata:
+        shape = ShapeClassifier.from_tensors(tensors, json.loads(metadata["shape_labels"]))
+        real = float(metadata["shape_real"])
     return References(idx["clip_id"].astype(str).tolist(), idx["label"].astype(str).tolist(), tensors["audio"],
-                      tensors["frames"], tensors["fid"])
+                      tensors["frames"], tensors["fid"], shape, real, metadata["shape_note"])

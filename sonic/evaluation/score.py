@@ -1,5 +1,5 @@
-"""Scoring one method on one dataset (README, Evaluation): AIS, AIC, IIS and FID of a folder of generated images against
-the dataset's cached references (:mod:`sonic.evaluation.references`).
+"""Scoring one method on one dataset (README, Evaluation): AIS, AIC, SAC, IIS and FID of a folder of generated images
+against the dataset's cached references (:mod:`sonic.evaluation.references`).
 
 Missing images are reported (count and names in the result), never silently skipped; the metrics are computed
 over the images present, and a folder with none is an error.
@@ -22,7 +22,7 @@ from sonic.images import load_images
 
 log = logging.getLogger(__name__)
 
-METRICS = ("AIS", "AIC", "IIS", "FID")
+METRICS = ("AIS", "AIC", "SAC", "IIS", "FID")
 
 
 @dataclass
@@ -48,8 +48,9 @@ def score_images(cfg, refs: References, run: pd.DataFrame, label_names: list[str
 
     AIS: ``clip_ais`` image embedding vs the Wav2CLIP embedding of the image's audio and of the other validation
     audios; IIS: ``clip_eval`` image embedding vs the ground-truth frame and the other validation frames; AIC:
-    ``clip_eval`` zero-shot over the raw label strings; FID: against the validation frames. ``models`` defaults to
-    the config's (:meth:`ScoringModels.load`)."""
+    ``clip_eval`` zero-shot over the raw label strings; SAC: the references' shape classifier
+    (:mod:`sonic.metrics.shape`, colour-blind) predicts the audio's label (NaN when the references have none); FID:
+    against the validation frames. ``models`` defaults to the config's (:meth:`ScoringModels.load`)."""
     from sonic.metrics.clip_scores import image_features, text_features
     from sonic.metrics.fid import fid_from_features
     from sonic.metrics.scores import ais_per_image, iis_per_image
@@ -68,20 +69,31 @@ def score_images(cfg, refs: References, run: pd.DataFrame, label_names: list[str
     iis = iis_per_image(emb, refs.frames[own], refs.frames, own)
     predicted = [label_names[int(k)] for k in (emb @ text_features(clip_eval, label_names).T).argmax(dim=1)]
     hits = [p == t for p, t in zip(predicted, run["label"].astype(str))]
+    if refs.shape is None:
+        predicted_shape, sac = [""] * len(run), [float("nan")] * len(run)
+    else:
+        predicted_shape = refs.shape.predict(images)
+        sac = [float(p == t) for p, t in zip(predicted_shape, run["label"].astype(str))]
     fid = fid_from_features(batched(models.fid_features, images), refs.fid)
-    per_image = run[["clip_id", "seed", "label"]].assign(predicted=predicted, AIS=ais.numpy(), IIS=iis.numpy(),
-                                                         AIC=[float(h) for h in hits])
-    metrics = {"AIS": float(ais.mean()), "AIC": sum(hits) / len(hits), "IIS": float(iis.mean()), "FID": fid}
+    per_image = run[["clip_id", "seed", "label"]].assign(predicted=predicted, predicted_shape=predicted_shape,
+                                                         AIS=ais.numpy(), IIS=iis.numpy(),
+                                                         AIC=[float(h) for h in hits], SAC=sac)
+    metrics = {"AIS": float(ais.mean()), "AIC": sum(hits) / len(hits), "SAC": sum(sac) / len(sac),
+               "IIS": float(iis.mean()), "FID": fid}
     return metrics, per_image
 
 
-def intervals(per_image: pd.DataFrame, samples: int, level: float, seed: int = 0) -> dict[str, float]:
-    """``<metric>_lo`` / ``<metric>_hi`` of AIS, AIC and IIS: the cluster-bootstrap interval over the evaluation
-    clips (:func:`sonic.metrics.bootstrap.cluster_bootstrap`; a clip's seeds stay together)."""
+def intervals(per_image: pd.DataFrame, samples: int, level: float, seed: int = 0) -> dict[str, float | None]:
+    """``<metric>_lo`` / ``<metric>_hi`` of AIS, AIC, SAC and IIS: the cluster-bootstrap interval over the
+    evaluation clips (:func:`sonic.metrics.bootstrap.cluster_bootstrap`; a clip's seeds stay together); None for a
+    metric that was not measured (SAC without a shape classifier)."""
     from sonic.metrics.bootstrap import PER_IMAGE_METRICS, cluster_bootstrap
 
     out = {}
     for metric in PER_IMAGE_METRICS:
+        if per_image[metric].isna().all():
+            out |= {f"{metric}_lo": None, f"{metric}_hi": None}
+            continue
         iv = cluster_bootstrap(per_image[metric].to_numpy(), per_image["clip_id"].astype(str).tolist(), samples,
                                level, seed)
         out |= {f"{metric}_lo": iv.lo, f"{metric}_hi": iv.hi}
@@ -104,10 +116,13 @@ def score_run(cfg, manifest: str | Path, refs: References, folder: str | Path, m
 
     made_on = Path(folder) / MACHINE_FILE
     ev = cfg.evaluation
-    result = {"dataset": dataset, "method": method, **metrics,
+    shape = refs.shape
+    result = {"dataset": dataset, "method": method, **{k: None if pd.isna(v) else v for k, v in metrics.items()},
               **intervals(per_image, ev.bootstrap_samples, ev.interval_level), "interval_level": ev.interval_level,
               "images": len(run), "clips": int(per_image["clip_id"].nunique()), "expected": len(jobs),
               "missing": len(missing), "missing_images": missing, "chance_AIC": 1 / len(label_names),
+              "SAC_real": refs.shape_real, "chance_SAC": None if shape is None else 1 / len(shape.labels),
+              "SAC_note": refs.shape_note,
               "generated_on": json.loads(made_on.read_text()) if made_on.is_file() else None,
               "scored_on": describe()}
     Path(out_json).parent.mkdir(parents=True, exist_ok=True)

@@ -2,10 +2,11 @@
 supplementary Table 1 (ablations: dataset x variant), Table 2 (editing), as CSV and Markdown.
 
 Each score file is the JSON written by :func:`sonic.evaluation.score.score_run` (dataset, method, variant, AIS,
-AIC, IIS, FID, the bootstrap intervals of AIS, AIC and IIS, images, missing, where the images were made). With
-the per-image CSVs, each row is compared with its dataset's reference row (SonicDiffusion; ablations: ``full``) by
-a paired bootstrap (:func:`paired_differences`). The Markdown version puts the paper's number beside each of ours
-when the paper's table is given (the paper profile); the paper's tables ship in ``workflow/paper/``.
+AIC, SAC, IIS, FID, the bootstrap intervals of AIS, AIC, SAC and IIS, SAC's ceiling on the real frames, images,
+missing, where the images were made). With the per-image CSVs, each row is compared with its dataset's reference
+row (SonicDiffusion; ablations: ``full``) by a paired bootstrap (:func:`paired_differences`). The Markdown version
+puts the paper's number beside each of ours when the paper's table is given (the paper profile); the paper's tables
+ship in ``workflow/paper/``.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from sonic.machine import summary
 from sonic.methods import RELEASE, label
 from sonic.metrics.bootstrap import PER_IMAGE_METRICS as PER_IMAGE
 
-METRICS = ["AIS", "AIC", "IIS", "FID"]
+METRICS = ["AIS", "AIC", "SAC", "IIS", "FID"]
+NEWER = {"SAC"}  # metrics that score files written before them lack (their cells read "–")
 REFERENCE = {"method": "SonicDiffusion", "variant": "full"}  # what the other rows are compared with
-EDIT_COLUMNS = ["source_similarity", "other_source_similarity", "edge_ssim", "other_edge_ssim", "source_AIC"]
+EDIT_COLUMNS = ["source_similarity", "other_source_similarity", "edge_ssim", "other_edge_ssim", "source_AIC",
+                "source_SAC"]
 PAPER_DATASET = {"landscape": "landscape_itw"}  # our dataset key -> the paper tables' name
 
 # kind -> (row key, paper file, the row names the paper uses for our variants)
@@ -45,8 +48,9 @@ def collect(score_files: list[str | Path], kind: str) -> pd.DataFrame:
         extra = {k: s[k] for k in EDIT_COLUMNS if k in s}  # editing runs: structure preservation
         bounds = {f"{m}_{b}": s[f"{m}_{b}"] for m in PER_IMAGE for b in ("lo", "hi") if f"{m}_{b}" in s}
         made_on = s.get("generated_on")
-        rows.append({"dataset": s["dataset"], key: rename.get(name, name), **{m: s[m] for m in METRICS}, **bounds,
-                     "images": s["images"], "missing": s.get("missing", 0), **extra,
+        metrics = {m: s.get(m) if m in NEWER else s[m] for m in METRICS}
+        rows.append({"dataset": s["dataset"], key: rename.get(name, name), **metrics, **bounds,
+                     "SAC_real": s.get("SAC_real"), "images": s["images"], "missing": s.get("missing", 0), **extra,
                      **({"generated_on": summary(made_on)} if made_on else {})})
     if not rows:
         raise ValueError(f"{kind}: no score files")
@@ -82,6 +86,8 @@ def paired_differences(table: pd.DataFrame, per_image_files: list[str | Path], k
         if pair.empty:
             raise ValueError(f"{kind}: {row[key]} and {reference} on {row['dataset']} share no image")
         for m in PER_IMAGE:
+            if f"{m}_ref" not in pair or pair[[m, f"{m}_ref"]].isna().to_numpy().any():
+                continue  # not measured on both (SAC without a shape classifier, or per-image files before SAC)
             d = paired_difference(pair[m].to_numpy(), pair[f"{m}_ref"].to_numpy(), pair["clip_id"].tolist(),
                                   samples, level)
             out.loc[i, [f"{m}_diff", f"{m}_diff_lo", f"{m}_diff_hi"]] = [d.value, d.lo, d.hi]
@@ -143,8 +149,15 @@ def markdown(table: pd.DataFrame, kind: str, paper: pd.DataFrame | None = None, 
     notes = []
     if any(f"{m}_lo" in table.columns for m in PER_IMAGE):
         level = f"{round(100 * interval_level)} %"
-        notes.append(f"AIS, AIC, IIS: value [{level} bootstrap interval over the evaluation clips, a clip's images "
-                     "together]. FID has no interval; it is computed on the images counted in `images`.")
+        notes.append(f"AIS, AIC, SAC, IIS: value [{level} bootstrap interval over the evaluation clips, a clip's "
+                     "images together]. FID has no interval; it is computed on the images counted in `images`.")
+    if "SAC" in table.columns and table["SAC"].notna().any():
+        real = table.drop_duplicates("dataset").reindex(columns=["dataset", "SAC_real"]).dropna()
+        ceiling = ", ".join(f"{d} {v:.3f}" for d, v in zip(real["dataset"], real["SAC_real"]))
+        notes.append("SAC: the share of images that a colour-blind classifier of the edge layout (luminance HOG, "
+                     "fitted on the dataset's training frames) assigns to their audio's class; colour alone cannot "
+                     "meet it (README, Evaluation)." + (f" Its accuracy on the real validation frames, SAC's "
+                                                        f"ceiling: {ceiling}." if ceiling else ""))
     if any(f"{m}_diff" in table.columns for m in PER_IMAGE):
         notes.append(f"▲ / ▼: the paired {round(100 * interval_level)} % interval of the difference to "
                      f"{REFERENCE[key]} (same clips and seeds) lies above / below zero.")

@@ -1,9 +1,10 @@
-"""The paper's metrics (README, Evaluation, supp §2.1): AIS, IIS, AIC and FID.
+"""The paper's metrics (README, Evaluation, supp §2.1): AIS, IIS, AIC and FID, and our colour-blind SAC.
 
 ``scores`` holds the model-free definitions on embeddings and predictions, ``models`` embeds images and audio
 with the evaluation CLIPs and Wav2CLIP and scores them, ``fid`` wraps torchmetrics' FID with a pluggable
 feature network, ``clip_scores`` the CLIP features and zero-shot labels the quality checks share
-(torchmetrics is imported by the functions that use it).
+(torchmetrics is imported by the functions that use it), ``shape`` the shape classifier of SAC (not imported
+here: it needs scikit-image, which only the evaluation and training environments carry).
 """
 
 from sonic.metrics.fid import ClipImageFeatures, fid

@@ -1,8 +1,8 @@
 """Bootstrap intervals of the per-image metrics, resampling evaluation clips (the images of one clip, its seeds or
 its edited sources, stay together), and paired differences of two methods scored on the same images.
 
-A metric here is the mean of per-image values (AIS and IIS per image, AIC as 0/1 hits); resampling clips with
-replacement weighs each resampled clip by its number of images, so the bootstrap statistic is the metric of the
+A metric here is the mean of per-image values (AIS and IIS per image, AIC and SAC as 0/1 hits); resampling clips
+with replacement weighs each resampled clip by its number of images, so the bootstrap statistic is the metric of the
 resampled image set. Percentile intervals (Efron & Tibshirani 1993, ch. 13), deterministic for a given seed.
 """
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-PER_IMAGE_METRICS = ("AIS", "AIC", "IIS")  # the metrics that are means over images (FID is not)
+PER_IMAGE_METRICS = ("AIS", "AIC", "SAC", "IIS")  # the metrics that are means over images (FID is not)
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,10 @@ torchmetrics' ``FrechetInceptionDistance`` takes an ``nn.Module`` as ``feature``
 * D is read from an integer ``num_features`` attribute; without it the metric probes the module with a random
   (1, 3, 299, 299) image at construction, so the modules here carry ``num_features``;
 * the module becomes the metric's child ``inception``: moving or casting the metric (``.to``, ``set_dtype``)
-  moves or casts the feature network too, so :func:`fid` leaves the metric on the CPU and
-  :class:`ClipImageFeatures` brings its outputs back to the images' device itself.
+  moves or casts the feature network too, so :func:`fid` leaves the metric on the CPU and the modules here bring
+  their outputs back to the images' device themselves;
+* the module is not put in eval mode by the metric (only its built-in Inception is), so :class:`FidNetFeatures`,
+  whose BatchNorm must use its running statistics, stays in eval mode whatever ``train()`` asks.
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ def _metric(feature: nn.Module, **kwargs):
 
 class ClipImageFeatures(nn.Module):
     """A CLIP image tower as FID feature network: (N, 3, H, W) images in [0, 1] -> (N, projection_dim) CLIP image
-    embeddings, on the images' device (README, Evaluation: the demo's FID uses its own CLIP image tower).
+    embeddings, on the images' device. The workflow's FID never uses it: the CLIPs judge AIC, IIS and AIS, and the
+    demo's text tower conditions its generators, so FID has its own network (:class:`FidNetFeatures`,
+    :class:`InceptionFeatures`; README, Evaluation).
 
     Images go through the CLIP's own image processor (8-bit PIL round, resize, crop, normalise) as in
     :func:`sonic.metrics.clip_scores.image_features`. The projected embedding is returned unnormalised
@@ -131,3 +135,33 @@ class InceptionFeatures(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         device = next(self.net.parameters()).device
         return self.net((images.clamp(0, 1) * 255).byte().to(device)).reshape(len(images), -1).float().cpu()
+
+
+class FidNetFeatures(nn.Module):
+    """The demo profile's FID network (:mod:`sonic.metrics.fidnet`, trained by ``sonic pretrain fid``) from its
+    folder: (N, 3, H, W) images in [0, 1] -> (N, num_features) pooled features on the images' device; the
+    classifier head is not used. Images of another size are resized (bilinear, antialiased) to the size it was
+    trained at, as the FID Inception resizes to 299."""
+
+    def __init__(self, folder: str):
+        super().__init__()
+        from sonic.metrics.fidnet import load_fidnet
+
+        self.net, self.classes = load_fidnet(folder)
+        self.image_size = self.net.config.image_size
+        self.num_features = self.net.config.num_features
+        self.train(False)
+
+    def train(self, mode: bool = True) -> FidNetFeatures:
+        return super().train(False)  # BatchNorm with its running statistics, always (see the module docstring)
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if images.dim() != 4 or images.shape[1] != 3:
+            raise ValueError(f"FidNetFeatures expects (N, 3, H, W) images, got {tuple(images.shape)}")
+        device = next(self.net.parameters()).device
+        x = images.to(device=device, dtype=torch.float32).clamp(0, 1)
+        if tuple(x.shape[-2:]) != (self.image_size, self.image_size):
+            x = nn.functional.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear",
+                                          align_corners=False, antialias=True)
+        return self.net.features(x).to(images.device)

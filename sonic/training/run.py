@@ -101,13 +101,21 @@ def stage2(cfg: Config, variant: str, manifest: str, clap: str, clap_index: str,
 
 def quality_check(cfg: Config, manifest: str, clap: str, clap_index: str, out: Path, per_class: int = 2,
                   seeds: int = 2, steps: int = 25) -> dict:
-    """Images from held-out (val) audio, classified by ``models.clip_eval``; written to ``<out>/quality.json``."""
+    """Images from held-out (val) audio, classified by ``models.clip_eval`` and by SAC's shape classifier fitted on
+    the train frames; written to ``<out>/quality.json``."""
+    from sonic.metrics.shape import fit_frames
     from sonic.training import quality
 
-    labels = sorted(set(read_csv(manifest)["label"].astype(str)))
+    table = read_csv(manifest)
+    labels = sorted(set(table["label"].astype(str)))
     held_out = load_clip_set(manifest, clap, clap_index, splits=("val",))
-    result = quality.audio_to_image_accuracy(cfg, out / "weights", held_out, labels, per_class, seeds, steps)
+    train = table[table["split"] == "train"]
+    shape, note = fit_frames(train["frame"].astype(str).tolist(), train["label"].astype(str).tolist(),
+                             cfg.generation.resolution)
+    result = quality.audio_to_image_accuracy(cfg, out / "weights", held_out, labels, per_class, seeds, steps, shape,
+                                             note)
     quality.write(out / "quality.json", result)
-    log.info("stage 2 check: held-out audio -> image class accuracy %.3f (chance %.3f)", result["accuracy"],
-             result["chance"])
+    sac = "null" if result["SAC"] is None else f"{result['SAC']:.3f} (on the real frames {result['SAC_real']:.3f})"
+    log.info("stage 2 check: held-out audio -> image class accuracy %.3f, SAC %s (chance %.3f)", result["accuracy"],
+             sac, result["chance"])
     return result

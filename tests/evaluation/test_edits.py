@@ -11,8 +11,10 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from sonic import config as config_mod
-from sonic.evaluation.edits import edit_run, source_images, structure_scores
+from sonic.evaluation.edits import edit_run, source_images, source_shape_accuracy, structure_scores
 from sonic.evaluation.runs import collect_folder, eval_jobs
+from sonic.images import load_images
+from sonic.metrics.shape import ShapeClassifier
 from tests.tiny import AUDIO_DIM, tiny_config_dict, write_clip_folder, write_sd_folder
 
 LABELS = ["rain", "fire"]
@@ -79,6 +81,13 @@ def test_edit_runs_share_one_inversion_per_source(world, tmp_path):
     assert s["inversion_cache"] == {"hits": 0, "misses": 2}
     assert -1 <= s["source_similarity"] <= 1 and 0 <= s["source_AIC"] <= 1
     assert -1 <= s["other_edge_ssim"] <= 1 and -1 <= s["edge_ssim"] <= 1
+    # the SAC the edits start from (added when scoring, from the references' shape classifier), as source_AIC
+    res = cfg.generation.resolution
+    shape = ShapeClassifier.fit(load_images([str(root / "frames" / f"{lab}0.png") for lab in LABELS], res), LABELS)
+    by_source = shape.predict(load_images([str(p) for p in sources], res))
+    expected = np.mean([by_source[j] == lab for j, lab in zip(ours["seed"], ours["label"])])
+    assert source_shape_accuracy(shape, tmp_path / "sonic", res) == pytest.approx(expected)
+    assert source_shape_accuracy(None, tmp_path / "sonic", res) is None
 
     pnp = edit_run(cfg, "PnP", str(root / "no_weights"), *args, tmp_path / "pnp", cache)  # the base SD alone
     s = json.loads((tmp_path / "pnp" / "structure.json").read_text())
@@ -95,7 +104,6 @@ def test_edit_runs_share_one_inversion_per_source(world, tmp_path):
 def test_structure_scores_of_unchanged_sources(world):
     """Edits that are their sources: edge SSIM 1 and CLIP similarity 1 to the own source, less to the others."""
     from sonic.models import registry
-    from sonic.images import load_images
 
     root, cfg, manifest = world
     sources = load_images([str(p) for p in source_images(manifest, None, 2)], cfg.generation.resolution)

@@ -2,6 +2,7 @@
 reported, scoring from cached references against direct computations, and the tables."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -14,7 +15,8 @@ from sonic.evaluation import tables
 from sonic.evaluation.references import References, fixed_length
 from sonic.evaluation.runs import collect_folder, eval_jobs, generate_run, image_name
 from sonic.images import load_images
-from tests.tiny import tiny_config_dict, write_clip_folder
+from sonic.metrics.shape import ShapeClassifier
+from tests.tiny import tiny_config_dict, write_clip_folder, write_fid_folder
 
 LABELS = ["rain", "fire", "wind"]
 
@@ -110,7 +112,8 @@ def clip_cfg(tmp_path_factory):
     root = tmp_path_factory.mktemp("eval")
     clip = write_clip_folder(root / "clip")
     data = tiny_config_dict(root / "sd")
-    data["models"].update({"clip_ais": str(clip), "clip_eval": str(clip), "fid_features": None})
+    data["models"].update({"clip_ais": str(clip), "clip_eval": str(clip),
+                           "fid_features": str(write_fid_folder(root / "fid"))})
     return config_mod.from_dict(data), clip
 
 
@@ -120,7 +123,7 @@ def test_scores_from_cached_references_equal_direct_computation(tmp_path, clip_c
     from sonic.evaluation.score import score_images
     from sonic.images import to_pil
     from sonic.metrics import fid
-    from sonic.metrics.fid import ClipImageFeatures
+    from sonic.metrics.fid import FidNetFeatures
     from sonic.models.registry import load_clip
     from tests.metrics.test_metrics import loop_win_ratio
 
@@ -137,8 +140,9 @@ def test_scores_from_cached_references_equal_direct_computation(tmp_path, clip_c
     ids = [f"c{i}" for i in range(6)]
     labels = ["rain", "fire", "wind", "rain", "fire", "wind"]
     audio = torch.nn.functional.normalize(torch.randn(6, 16, generator=g), dim=-1)
+    shape = ShapeClassifier.fit(frames, labels)
     refs = References(ids, labels, audio, image_features(clip, frames),
-                      batched(feature_network(cfg, clip), frames))
+                      batched(feature_network(cfg, clip), frames), shape, 1.0, "fitted on 6 frames")
     own = [0, 2, 2, 5, 1]
     run = pd.DataFrame({"clip_id": [ids[i] for i in own], "seed": [0, 0, 1, 0, 0],
                         "label": [labels[i] for i in own], "path": paths})
@@ -151,7 +155,14 @@ def test_scores_from_cached_references_equal_direct_computation(tmp_path, clip_c
     predicted = zero_shot(clip, generated, LABELS)
     assert per_image["predicted"].tolist() == predicted
     assert metrics["AIC"] == sum(p == t for p, t in zip(predicted, run["label"])) / 5
-    assert metrics["FID"] == pytest.approx(fid(generated, frames, ClipImageFeatures(clip)), rel=1e-5)
+    by_shape = shape.predict(generated)  # SAC: the colour-blind classifier of the references
+    assert per_image["predicted_shape"].tolist() == by_shape
+    assert per_image["SAC"].tolist() == [float(p == t) for p, t in zip(by_shape, run["label"])]
+    assert metrics["SAC"] == per_image["SAC"].mean()
+    no_shape, no_shape_images = score_images(cfg, replace(refs, shape=None), run, LABELS)
+    assert np.isnan(no_shape["SAC"]) and no_shape_images["SAC"].isna().all()
+    assert {k: v for k, v in no_shape.items() if k != "SAC"} == {k: v for k, v in metrics.items() if k != "SAC"}
+    assert metrics["FID"] == pytest.approx(fid(generated, frames, FidNetFeatures(cfg.models.fid_features)), rel=1e-5)
     with pytest.raises(KeyError, match="not validation references"):
         score_images(cfg, refs, run.assign(clip_id="other"), LABELS)
 
@@ -171,9 +182,11 @@ def test_one_score_call_for_several_methods_equals_one_call_each(tmp_path, clip_
     clip = load_clip(cfg, "clip_eval")
     g = torch.Generator().manual_seed(1)
     frames = torch.rand(len(val), 3, 16, 16, generator=g)
+    shape = ShapeClassifier.fit(frames, val["label"].tolist())
     save_file({"audio": torch.nn.functional.normalize(torch.randn(len(val), 16, generator=g), dim=-1),
-               "frames": image_features(clip, frames), "fid": batched(feature_network(cfg, clip), frames)},
-              str(tmp_path / "refs.safetensors"))
+               "frames": image_features(clip, frames), "fid": batched(feature_network(cfg, clip), frames),
+               **shape.to_tensors()}, str(tmp_path / "refs.safetensors"),
+              metadata={"shape_labels": json.dumps(shape.labels), "shape_real": "0.5", "shape_note": "test"})
     pd.DataFrame({"row": range(len(val)), "clip_id": val["clip_id"], "label": val["label"]}).to_csv(
         tmp_path / "refs.csv", index=False)
     folders = {}
@@ -191,8 +204,21 @@ def test_one_score_call_for_several_methods_equals_one_call_each(tmp_path, clip_
                                **args)[0]
         assert json.loads((tmp_path / f"{method}.json").read_text()) == json.loads((tmp_path / "one.json").read_text())
         assert result == alone and result["method"] == method and result["images"] == 6
+        assert 0 <= result["SAC_lo"] <= result["SAC"] <= result["SAC_hi"] <= 1
+        assert (result["SAC_real"], result["chance_SAC"]) == (0.5, 1 / 3)
     assert (together[0]["variant"], "variant" in together[1]) == ("full", False)
-    assert len(read_csv(tmp_path / "GlueGen.csv")) == 6
+    per_image = read_csv(tmp_path / "GlueGen.csv")
+    assert len(per_image) == 6 and per_image["SAC"].mean() == pytest.approx(together[1]["SAC"])
+    # the fake generator paints uniform colours: one and the same shape prediction for every image, whatever colour
+    assert per_image["predicted_shape"].nunique() == 1 and per_image["predicted_shape"][0] in LABELS
+    # an editing run (structure.json, each edit's source in its manifest) gains the SAC its sources start from
+    edits = folders["GlueGen"]
+    run = read_csv(edits / "manifest.csv")
+    run.assign(source=[str(next(iter(folders["SonicDiffusion"].glob("*.png"))))] * len(run)).to_csv(
+        edits / "manifest.csv", index=False)
+    (edits / "structure.json").write_text(json.dumps({"source_AIC": 0.25, "edits": len(run)}))
+    edited = commands.score(cfg, ["GlueGen"], images=[str(edits)], outs=[str(tmp_path / "edit.json")], **args)[0]
+    assert edited["source_AIC"] == 0.25 and edited["source_SAC"] == pytest.approx(1 / 3)  # one source, 3 labels
     with pytest.raises(config_mod.ConfigError, match="one of each per method"):
         commands.score(cfg, list(folders), images=[str(folders["GlueGen"])], outs=["a.json", "b.json"], **args)
 
@@ -205,7 +231,7 @@ def score_file(path, dataset, method, variant=None, **metrics):
 
 
 def test_table1_csv_and_markdown_with_the_paper_numbers(tmp_path):
-    files = [score_file(tmp_path / "a.json", "greatest_hits", "SonicDiffusion", "full", AIC=0.75),
+    files = [score_file(tmp_path / "a.json", "greatest_hits", "SonicDiffusion", "full", AIC=0.75, SAC=0.25),
              score_file(tmp_path / "b.json", "greatest_hits", "AudioToken"),
              score_file(tmp_path / "c.json", "landscape", "SonicDiffusion", "full", FID=50.0)]
     paper = tmp_path / "paper"
@@ -219,12 +245,16 @@ def test_table1_csv_and_markdown_with_the_paper_numbers(tmp_path):
                                                             ["greatest_hits", "AudioToken"],
                                                             ["landscape", "SonicDiffusion"]]
     assert read_csv(tmp_path / "t.csv")["AIC"].tolist() == [0.75, 0.5, 0.5]
+    assert list(read_csv(tmp_path / "t.csv").columns[2:7]) == ["AIS", "AIC", "SAC", "IIS", "FID"]
     md = (tmp_path / "t.md").read_text()
-    assert "| greatest_hits | SonicDiffusion | 0.5000 (0.6237) | 0.7500 (0.6050) |" in md
-    assert "| landscape | SonicDiffusion | 0.5000 (0.7390) | 0.5000 (0.5436) | 0.5000 (0.8898) | 50.0 (118.6) |" in md
+    assert "| dataset | method | AIS | AIC | SAC | IIS | FID | images |" in md
+    # SAC beside AIC; the paper has no SAC, so its part of the cell is empty, as is ours where a file has none
+    assert "| greatest_hits | SonicDiffusion | 0.5000 (0.6237) | 0.7500 (0.6050) | 0.2500 (–) |" in md
+    assert ("| landscape | SonicDiffusion | 0.5000 (0.7390) | 0.5000 (0.5436) | – (–) | 0.5000 (0.8898) "
+            "| 50.0 (118.6) |") in md
     assert "| greatest_hits | AudioToken | 0.5000 (–) |" in md  # not in this paper table
     plain = tables.markdown(table, "table1")
-    assert "(" not in plain.split("\n", 3)[3]
+    assert not [line for line in plain.splitlines() if line.startswith("| ") and "(" in line]  # no paper numbers
 
 
 def test_ablation_tables_key_rows_by_variant(tmp_path):
@@ -272,9 +302,11 @@ def test_comparison_grids_place_frames_sources_and_missing_cells(tmp_path):
     assert [pixel(grid, r, 0) for r in range(3)] == [(255, 255, 0)] * 3
 
 
-def per_image_file(path, hits, ais, clips=4, seeds=2):
+def per_image_file(path, hits, ais, clips=4, seeds=2, shape_hits=None):
+    shape_hits = hits if shape_hits is None else shape_hits
     rows = [{"clip_id": f"c{k // seeds}", "seed": k % seeds, "label": "x", "predicted": "x" if h else "y",
-             "AIS": a, "IIS": 0.5, "AIC": float(h)} for k, (h, a) in enumerate(zip(hits, ais))]
+             "predicted_shape": "x" if sh else "y", "AIS": a, "IIS": 0.5, "AIC": float(h), "SAC": float(sh)}
+            for k, (h, a, sh) in enumerate(zip(hits, ais, shape_hits))]
     pd.DataFrame(rows).to_csv(path, index=False)
     return path
 
@@ -282,25 +314,28 @@ def per_image_file(path, hits, ais, clips=4, seeds=2):
 def test_tables_show_intervals_and_mark_paired_differences(tmp_path):
     """A method against itself differs by exactly zero; one that wins every image is marked above SonicDiffusion;
     the intervals of the score files appear in the CSV and as `value [lo, hi]` in the Markdown."""
-    bounds = {"AIS_lo": 0.4, "AIS_hi": 0.6, "AIC_lo": 0.25, "AIC_hi": 0.75, "IIS_lo": 0.5, "IIS_hi": 0.5}
+    bounds = {"AIS_lo": 0.4, "AIS_hi": 0.6, "AIC_lo": 0.25, "AIC_hi": 0.75, "IIS_lo": 0.5, "IIS_hi": 0.5,
+              "SAC": 0.5, "SAC_lo": 0.2, "SAC_hi": 0.8, "SAC_real": 0.9}
     files = [score_file(tmp_path / "a.json", "ravdess", "SonicDiffusion", "full", **bounds),
              score_file(tmp_path / "b.json", "ravdess", "AudioToken", **bounds),
              score_file(tmp_path / "c.json", "ravdess", "GlueGen", **bounds)]
     ref = per_image_file(tmp_path / "a.csv", [1, 0, 1, 0, 1, 0, 1, 0], [0.4] * 8)
     same = per_image_file(tmp_path / "b.csv", [1, 0, 1, 0, 1, 0, 1, 0], [0.4] * 8)
-    better = per_image_file(tmp_path / "c.csv", [1] * 8, [0.9] * 8)
+    better = per_image_file(tmp_path / "c.csv", [1] * 8, [0.9] * 8, shape_hits=[0] * 8)  # AIC up, SAC down
     table = tables.write_table(files, "table1", tmp_path / "t.csv", tmp_path / "t.md",
                                per_image_files=[ref, same, better], samples=500)
     audiotoken, gluegen = table.iloc[1], table.iloc[2]
     assert audiotoken["AIC_diff"] == audiotoken["AIC_diff_lo"] == audiotoken["AIC_diff_hi"] == 0.0
     assert gluegen["AIC_diff"] == 0.5 and gluegen["AIC_diff_lo"] > 0 and gluegen["AIS_diff"] == pytest.approx(0.5)
+    assert gluegen["SAC_diff"] == -0.5 and gluegen["SAC_diff_hi"] < 0 and audiotoken["SAC_diff"] == 0.0
     assert pd.isna(table.iloc[0]["AIC_diff"])  # the reference row
     csv = read_csv(tmp_path / "t.csv")
-    assert {"AIS_lo", "AIC_hi", "IIS_diff_lo"} <= set(csv.columns)
+    assert {"AIS_lo", "AIC_hi", "IIS_diff_lo", "SAC_lo", "SAC_hi", "SAC_diff_lo", "SAC_real"} <= set(csv.columns)
     md = (tmp_path / "t.md").read_text()
-    assert "| ravdess | SonicDiffusion | 0.500 [0.400, 0.600] | 0.500 [0.250, 0.750] |" in md
-    assert "| ravdess | GlueGen | 0.500 [0.400, 0.600] ▲ | 0.500 [0.250, 0.750] ▲ |" in md
-    assert "| ravdess | AudioToken | 0.500 [0.400, 0.600] | 0.500 [0.250, 0.750] |" in md
+    assert "| ravdess | SonicDiffusion | 0.500 [0.400, 0.600] | 0.500 [0.250, 0.750] | 0.500 [0.200, 0.800] |" in md
+    assert "| ravdess | GlueGen | 0.500 [0.400, 0.600] ▲ | 0.500 [0.250, 0.750] ▲ | 0.500 [0.200, 0.800] ▼ |" in md
+    assert "| ravdess | AudioToken | 0.500 [0.400, 0.600] | 0.500 [0.250, 0.750] | 0.500 [0.200, 0.800] |" in md
     assert "95 % bootstrap interval" in md and "difference to SonicDiffusion" in md
+    assert "colour alone cannot meet it" in md and "SAC's ceiling: ravdess 0.900" in md
     with pytest.raises(ValueError, match="per-image files"):
         tables.write_table(files, "table1", tmp_path / "t.csv", tmp_path / "t.md", per_image_files=[ref])

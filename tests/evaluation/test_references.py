@@ -10,7 +10,7 @@ from PIL import Image
 
 from sonic import config as config_mod
 from sonic.images import image_batches, load_image, load_images
-from tests.tiny import tiny_config_dict, write_clip_folder
+from tests.tiny import tiny_config_dict, write_clip_folder, write_fid_folder
 
 
 def stripes(path, width: int, height: int):
@@ -42,7 +42,10 @@ def test_load_image_resizes_the_shorter_side_and_centre_crops(tmp_path):
 
 def test_references_of_frames_of_different_sizes_in_batches(tmp_path):
     from sonic.metrics.clip_scores import image_features
-    from sonic.evaluation.references import compute_references
+    from safetensors.torch import load_file, save_file
+
+    from sonic.evaluation.references import compute_references, load_references
+    from sonic.metrics.shape import ShapeClassifier
     from sonic.models.wav2clip import Wav2Clip, Wav2ClipConfig, save_wav2clip
     from sonic.models.registry import load_clip
 
@@ -52,7 +55,7 @@ def test_references_of_frames_of_different_sizes_in_batches(tmp_path):
                   tmp_path / "Wav2CLIP.pt")
     data = tiny_config_dict(tmp_path / "sd")
     data["models"].update({"clip_ais": str(clip), "clip_eval": str(clip), "wav2clip": str(tmp_path / "Wav2CLIP.pt"),
-                           "fid_features": None})
+                           "fid_features": str(write_fid_folder(tmp_path / "fid"))})
     cfg = config_mod.from_dict(data)
     sizes = [(64, 36), (36, 64), (128, 72), (40, 40), (90, 50)]  # landscape and portrait frames, several sources
     rows, rng = [], np.random.default_rng(0)
@@ -62,7 +65,7 @@ def test_references_of_frames_of_different_sizes_in_batches(tmp_path):
         sf.write(tmp_path / f"a{i}.wav", 0.1 * rng.standard_normal(8000).astype(np.float32), 16000)
         rows.append({"clip_id": f"c{i}", "label": "rain" if i % 2 else "fire", "split": "val", "eval": True,
                      "frame": str(frame), "audio": str(tmp_path / f"a{i}.wav")})
-    rows.append({**rows[0], "clip_id": "t0", "split": "train"})
+    rows += [{**rows[0], "clip_id": "t0", "split": "train"}, {**rows[1], "clip_id": "t1", "split": "train"}]
     pd.DataFrame(rows).to_csv(tmp_path / "manifest.csv", index=False)
 
     small = compute_references(cfg, tmp_path / "manifest.csv", tmp_path / "r2.safetensors", tmp_path / "r2.csv",
@@ -73,5 +76,20 @@ def test_references_of_frames_of_different_sizes_in_batches(tmp_path):
     for name in ("audio", "frames", "fid"):
         assert torch.allclose(getattr(small, name), getattr(whole, name), atol=1e-6), name
     res = cfg.generation.resolution
-    direct = image_features(load_clip(cfg, "clip_eval"), load_images([r["frame"] for r in rows[:5]], res))
+    val_frames = load_images([r["frame"] for r in rows[:5]], res)
+    direct = image_features(load_clip(cfg, "clip_eval"), val_frames)
     assert torch.allclose(small.frames, direct, atol=1e-6)
+    # SAC's shape classifier: fitted on the train frames (read as the val frames are), stored with its label order
+    # and its accuracy on the val frames, whatever the batch size
+    fitted = ShapeClassifier.fit(load_images([rows[5]["frame"], rows[6]["frame"]], res), ["fire", "rain"])
+    for refs in (small, whole):
+        assert refs.shape.labels == ["fire", "rain"] and refs.shape.predict(val_frames) == fitted.predict(val_frames)
+        assert refs.shape_real == fitted.accuracy(val_frames, small.labels)
+        assert "2 training frames of 2 classes" in refs.shape_note
+    pd.DataFrame(rows[:6]).to_csv(tmp_path / "one_class.csv", index=False)  # one train class: no SAC, not an error
+    none = compute_references(cfg, tmp_path / "one_class.csv", tmp_path / "r1.safetensors", tmp_path / "r1.csv",
+                              progress=False)
+    assert none.shape is None and none.shape_real is None and "SAC needs at least 2" in none.shape_note
+    save_file({k: v for k, v in load_file(str(tmp_path / "r1.safetensors")).items()}, str(tmp_path / "old.safetensors"))
+    with pytest.raises(ValueError, match="before SAC's shape classifier existed"):  # a cache of an older build
+        load_references(tmp_path / "old.safetensors", tmp_path / "r1.csv")

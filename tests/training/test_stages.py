@@ -183,6 +183,9 @@ def test_quality_check_generates_from_held_out_audio(stage1_out, world, tmp_path
     assert result["images"] == 2  # the one val clip ("red2") x 2 seeds
     assert result["chance"] == pytest.approx(1 / 3) and 0.0 <= result["accuracy"] <= 1.0
     assert set(result["per_class"]) == {"red"}
+    # SAC beside it: the shape classifier fitted on the 8 train frames, scored on the images and the real frame
+    assert 0.0 <= result["SAC"] <= 1.0 and set(result["SAC_per_class"]) == {"red"}
+    assert result["SAC_real"] in (0.0, 1.0) and "8 training frames of 3 classes" in result["SAC_note"]
 
 
 def test_stage2_kill_and_resume_matches_an_uninterrupted_run(stage1_out, world, tmp_path, monkeypatch):

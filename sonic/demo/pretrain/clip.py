@@ -3,9 +3,10 @@
 
 Trained contrastively (Radford et al. 2021) on the synthetic world's (frame, text) pairs of all three datasets.
 Its text tower is the Stable Diffusion text encoder of the demo profile (width 128 = the miniature UNet's
-``cross_attention_dim``), its image tower the AIC / IIS / FID model. The output folder is a standard
-``save_pretrained`` folder: ``CLIPModel``, ``CLIPTextModel``, ``CLIPVisionModel``, ``CLIPTokenizer`` and
-``CLIPImageProcessor`` all load it with ``from_pretrained`` and no network.
+``cross_attention_dim``), its image tower the AIC / IIS model (FID has its own network,
+:mod:`sonic.demo.pretrain.fid`). The output folder is a standard ``save_pretrained`` folder: ``CLIPModel``,
+``CLIPTextModel``, ``CLIPVisionModel``, ``CLIPTokenizer`` and ``CLIPImageProcessor`` all load it with
+``from_pretrained`` and no network.
 
 Choices, each a :class:`ClipSettings` field or documented here:
 

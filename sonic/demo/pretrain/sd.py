@@ -42,6 +42,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, replace
@@ -50,7 +51,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from sonic.images import load_image
 from sonic.models.text import encode_prompts
@@ -69,7 +69,7 @@ class SdSettings:
     vae_channels: tuple[int, ...] = (32, 32, 32)
     vae_layers_per_block: int = 0  # encoder resnets per level (the decoder has one more); 0 trains fastest
     vae_groups: int = 4  # GroupNorm groups; the pooling initialisation needs groups of >= 8 channels
-    vae_pooling_init: bool = True  # start as 4x4 average pooling + nearest upsampling (init_pooling_vae)
+    vae_pooling_init: bool = True  # start as 4x4 average pooling + linear upsampling (init_pooling_vae)
     latent_channels: int = 4
     vae_steps: int = 100
     vae_batch_size: int = 32
@@ -158,10 +158,16 @@ POOL_K = 20.0  # the constant channel; GroupNorm's std varies by < 0.4 % with th
 POOL_OFFSET = 10.0  # the pre-SiLU shift that makes SiLU linear to 5e-4 on the pass-through channels
 
 
+BOX_2X2 = torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 0.0]]) / 4
+# [1, 2, 1] / 4 in each direction: after a nearest-neighbour doubling, each output pixel takes 3/4 of its own
+# source pixel and 1/4 of its neighbour, i.e. linear interpolation (no 4x4 blocks in the decoded image)
+TENT_3X3 = torch.outer(torch.tensor([1.0, 2.0, 1.0]), torch.tensor([1.0, 2.0, 1.0])) / 16
+
+
 @torch.no_grad()
 def init_pooling_vae(vae):
     """Initialise an ``AutoencoderKL`` (before training) so that it starts as a 4x4-average-pooling encoder and a
-    nearest-neighbour decoder: latent channels 0-2 are the pooled RGB image, channel 3 is free for detail.
+    linear-interpolation decoder: latent channels 0-2 are the pooled RGB image, channel 3 is free for detail.
 
     Why: a small KL-VAE trained from random weights for a few hundred steps reconstructs luminance but confuses
     hues (green turns brown, purple grey), which is what the miniature CLIP reads; a pooled 16x16 thumbnail keeps
@@ -169,7 +175,7 @@ def init_pooling_vae(vae):
     How, through the unmodified diffusers blocks: the first ``POOL_CHANNELS`` feature channels carry
     (R, G, B, -R, -G, -B, K, -K); every residual branch and the mid-block attention start switched off (second
     GroupNorm scale and attention output 0), the downsampling convolutions average 2x2 windows, the upsampling
-    convolutions copy; the output GroupNorm sees a group of mean 0 and std ~K/2 whatever the image, so with a
+    convolutions interpolate linearly; the output GroupNorm sees a group of mean 0 and std ~K/2 whatever the image, so with a
     shift of ``POOL_OFFSET`` the SiLU after it is linear and ``conv_out`` undoes the scaling. Every other channel
     keeps its random initialisation (reading from the pass-through channels, never writing to them) and is free to
     learn; the outputs read those channels with weight 0 at first.
@@ -196,12 +202,11 @@ def init_pooling_vae(vae):
         c = conv.weight.shape[-1] // 2
         conv.weight[rows, cols, c, c] = values
 
-    def pass_through(conv, taps):  # rows 0..p-1 copy their own channel through the given kernel taps
+    def pass_through(conv, kernel):  # rows 0..p-1 filter their own channel with the given (3, 3) kernel
         conv.weight[:p] = 0.0
         conv.bias[:p] = 0.0
         for i in range(p):
-            for (u, v) in taps:
-                conv.weight[i, i, u, v] = 1.0 / len(taps)
+            conv.weight[i, i] = kernel
 
     for m in vae.modules():
         if isinstance(m, ResnetBlock2D):  # branch off: norm2 scale 0 -> conv2 sees SiLU(0) = 0
@@ -216,9 +221,9 @@ def init_pooling_vae(vae):
             m.to_out[0].weight.zero_()
             m.to_out[0].bias.zero_()
         elif isinstance(m, Downsample2D):
-            pass_through(m.conv, [(0, 0), (0, 1), (1, 0), (1, 1)])  # after the (0, 1, 0, 1) pad: a 2x2 mean
+            pass_through(m.conv, BOX_2X2)  # after the (0, 1, 0, 1) pad: a 2x2 mean
         elif isinstance(m, Upsample2D):
-            pass_through(m.conv, [(1, 1)])
+            pass_through(m.conv, TENT_3X3)  # after the nearest-neighbour doubling: linear interpolation
 
     enc, dec = vae.encoder, vae.decoder
     centre(enc.conv_in, range(6), rgb, sign)
@@ -241,16 +246,6 @@ def init_pooling_vae(vae):
         quant.bias[:n] = 0.0
         quant.weight[range(n), range(n), 0, 0] = 1.0
     return vae
-
-
-def _optimizer_step(loss: torch.Tensor, model: torch.nn.Module, opt, sched) -> float:
-    """Backward, gradient clipping at norm 1, one optimizer and schedule step; returns the loss value."""
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-    opt.step()
-    sched.step()
-    return float(loss.detach())
 
 
 def _count(module: torch.nn.Module) -> int:
@@ -310,8 +305,33 @@ def reconstruct(vae, images: torch.Tensor, batch: int = 64) -> torch.Tensor:
     return torch.cat(out)
 
 
-def train_vae(images: torch.Tensor, settings: SdSettings) -> tuple[torch.nn.Module, dict]:
-    """Train the VAE on (N, 3, S, S) images in [0, 1]; returns it in eval mode with its training figures.
+def _train(model: torch.nn.Module, opt, sched, step_fn, steps: int, seed: int, work_dir: str | Path | None,
+           desc: str, run_id: str) -> dict:
+    """``steps`` steps of the shared training loop (:func:`sonic.training.loop.run`: batches drawn from a generator
+    seeded by (seed, step), checkpoints in ``work_dir`` every ``checkpoint_every`` steps and resume from the latest,
+    ``losses.csv`` and ``loss.png``, a progress bar); with no ``work_dir`` a temporary folder. Returns the loop's
+    summary with the first and last losses."""
+    import tempfile
+
+    from sonic.training import loop
+
+    if steps < 1:
+        return {"loss_first": None, "final_loss": None}
+    settings = loop.LoopSettings(steps=steps, seed=seed, checkpoint_every=max(1, min(100, steps)),
+                                 checkpoints_total_limit=1, max_grad_norm=1.0)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(work_dir) if work_dir is not None else Path(tmp)
+        summary = loop.run(folder, model, opt, sched, step_fn, settings, desc=desc, run_id=run_id)
+        rows = loop._read_rows(folder / "losses.csv", steps)
+    losses = [float(r["loss"]) for r in rows]
+    return {"loss_first": float(np.mean(losses[:10])), "final_loss": float(np.mean(losses[-10:])),
+            "resumed_from": summary["resumed_from"]}
+
+
+def train_vae(images: torch.Tensor, settings: SdSettings, work_dir: str | Path | None = None,
+              run_id: str = "") -> tuple[torch.nn.Module, dict]:
+    """Train the VAE on (N, 3, S, S) images in [0, 1] through the shared loop (:func:`_train`, checkpoints and resume
+    in ``work_dir``); returns it in eval mode with its training figures.
 
     Loss per pixel: L1 + ``vae_l2_weight`` * L2, plus ``kl_weight`` times the KL per latent element, on random
     ``vae_crop`` crops mirrored at random; from the pooling initialisation (:func:`init_pooling_vae`) unless
@@ -320,7 +340,6 @@ def train_vae(images: torch.Tensor, settings: SdSettings) -> tuple[torch.nn.Modu
     s = settings
     start = _clock()
     torch.manual_seed(s.seed)
-    gen = torch.Generator().manual_seed(s.seed)
     vae = build_vae(s)
     vae = init_pooling_vae(vae) if s.vae_pooling_init else init_resnet_gains(vae, s.resnet_gain_init)
     vae.train()
@@ -331,8 +350,8 @@ def train_vae(images: torch.Tensor, settings: SdSettings) -> tuple[torch.nn.Modu
     opt = torch.optim.AdamW(vae.parameters(), lr=s.vae_lr, betas=s.vae_betas, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(s.vae_steps, s.warmup_steps))
     n, size, crop = images.shape[0], images.shape[-1], s.vae_crop
-    losses = []
-    for _ in tqdm(range(s.vae_steps), desc="vae", unit="step", mininterval=5):
+
+    def step(model, gen: torch.Generator, _: int):
         idx = torch.randint(0, n, (s.vae_batch_size,), generator=gen)
         ys, xs = torch.randint(0, size - crop + 1, (2, s.vae_batch_size), generator=gen).tolist()
         flip = (torch.rand(s.vae_batch_size, generator=gen) < 0.5).tolist()
@@ -340,12 +359,14 @@ def train_vae(images: torch.Tensor, settings: SdSettings) -> tuple[torch.nn.Modu
             images[i, :, y:y + crop, x0:x0 + crop].flip(-1) if f else images[i, :, y:y + crop, x0:x0 + crop]
             for i, y, x0, f in zip(idx.tolist(), ys, xs, flip)
         ]) * 2 - 1  # (B, 3, crop, crop) in [-1, 1]
-        posterior = vae.encode(x).latent_dist
+        posterior = model.encode(x).latent_dist
         z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=gen)
-        rec = vae.decode(z).sample
+        rec = model.decode(z).sample
         kl = posterior.kl().mean() / posterior.mean[0].numel()  # per latent element
-        loss = (rec - x).abs().mean() + s.vae_l2_weight * (rec - x).pow(2).mean() + s.kl_weight * kl
-        losses.append(_optimizer_step(loss, vae, opt, sched))
+        l1, l2 = (rec - x).abs().mean(), (rec - x).pow(2).mean()
+        return l1 + s.vae_l2_weight * l2 + s.kl_weight * kl, {"l1": float(l1), "l2": float(l2)}
+
+    trained = _train(vae, opt, sched, step, s.vae_steps, s.seed, work_dir, "vae", run_id)
     vae.eval().requires_grad_(False)
     stats = {
         "parameters": _count(vae),
@@ -353,7 +374,7 @@ def train_vae(images: torch.Tensor, settings: SdSettings) -> tuple[torch.nn.Modu
         "batch_size": s.vae_batch_size,
         "crop": crop,
         "lr": s.vae_lr,
-        "final_loss": float(np.mean(losses[-10:])) if losses else None,
+        **trained,
         **_since(start),
     }
     return vae, stats
@@ -421,8 +442,10 @@ def reference_noise(noisy: torch.Tensor, alpha_bar: torch.Tensor, reference: tor
     return ((x - sa * x0) / (1 - alpha_bar[:, None]).sqrt()).reshape(noisy.shape)
 
 
-def train_unet(unet, data: LatentSet, settings: SdSettings) -> tuple[torch.nn.Module, dict]:
-    """DDPM epsilon-loss training of ``unet`` (in place) on ``data``; returns it in eval mode with its figures.
+def train_unet(unet, data: LatentSet, settings: SdSettings, work_dir: str | Path | None = None,
+               run_id: str = "") -> tuple[torch.nn.Module, dict]:
+    """DDPM loss training of ``unet`` (in place) on ``data`` through the shared loop (:func:`_train`, checkpoints and
+    resume in ``work_dir``); returns it in eval mode with its figures.
 
     Each sample: a clip (weights ``data.weights``), one of its variants, a text (caption, or with the settings'
     probabilities the class phrase, the label or ``""``), a timestep uniform in [0, 1000) and Gaussian noise.
@@ -433,7 +456,6 @@ def train_unet(unet, data: LatentSet, settings: SdSettings) -> tuple[torch.nn.Mo
 
     s = settings
     start = _clock()
-    gen = torch.Generator().manual_seed(s.seed + 1)
     noise_schedule = DDPMScheduler(**SD_SCHEDULE)
     alphas_cumprod = noise_schedule.alphas_cumprod
     unet.train().requires_grad_(True)
@@ -446,8 +468,8 @@ def train_unet(unet, data: LatentSet, settings: SdSettings) -> tuple[torch.nn.Mo
     variants_of = [torch.nonzero(data.clip_of == i).flatten() for i in range(len(data.weights))]
     batch = s.unet_batch_size
     p_empty, p_phrase, p_label = s.empty_prob, s.phrase_prob, s.label_prob
-    losses = []
-    for _ in tqdm(range(s.unet_steps), desc="unet", unit="step", mininterval=5):
+
+    def step(model, gen: torch.Generator, _: int):
         clips = torch.multinomial(data.weights, batch, replacement=True, generator=gen)
         pick = torch.randint(0, 1 << 30, (batch,), generator=gen)
         v = torch.stack([variants_of[c][k % len(variants_of[c])] for c, k in zip(clips.tolist(), pick.tolist())])
@@ -466,13 +488,14 @@ def train_unet(unet, data: LatentSet, settings: SdSettings) -> tuple[torch.nn.Mo
             a = alphas_cumprod[t][:, None, None, None]
             x0 = (noisy - (1 - a).sqrt() * noise) / a.sqrt()
             target = a.sqrt() * noise - (1 - a).sqrt() * x0
-        pred = unet(noisy, t, data.text_states[text]).sample
+        pred = model(noisy, t, data.text_states[text]).sample
         w = min_snr_weights(alphas_cumprod, t, s.min_snr_gamma)
         if s.prediction_type == "v_prediction":  # min(SNR, gamma) / (SNR + 1) for v (Hang et al. 2023)
             snr = alphas_cumprod[t] / (1 - alphas_cumprod[t])
             w = w * snr / (snr + 1)
-        loss = (w * (pred - target).pow(2).flatten(1).mean(1)).mean()
-        losses.append(_optimizer_step(loss, unet, opt, sched))
+        return (w * (pred - target).pow(2).flatten(1).mean(1)).mean(), {}
+
+    trained = _train(unet, opt, sched, step, s.unet_steps, s.seed + 1, work_dir, "unet", run_id)
     unet.eval().requires_grad_(False)
     stats = {
         "parameters": _count(unet),
@@ -481,8 +504,7 @@ def train_unet(unet, data: LatentSet, settings: SdSettings) -> tuple[torch.nn.Mo
         "lr": s.unet_lr,
         "min_snr_gamma": s.min_snr_gamma,
         "reference_targets": s.reference_targets,
-        "loss_first": float(np.mean(losses[:10])) if losses else None,
-        "final_loss": float(np.mean(losses[-10:])) if losses else None,
+        **trained,
         **_since(start),
     }
     return unet, stats
@@ -716,14 +738,22 @@ def build_sd(train_pairs: list[Pair], val_pairs: list[Pair], clip_dir: str | Pat
     val_images = load_frames(val_pairs, s.image_size) if val_pairs else train_images[:0]
     load_time = _since(load_start)
 
-    vae, vae_stats = train_vae(train_images, s)
+    from sonic.training.loop import fingerprint
+
+    work = out / "training"  # the shared loop's checkpoints (removed at the end), losses.csv and loss.png
+    run_id = fingerprint([clip_dir], settings=asdict(s), architecture=architecture,
+                         clips=[p.clip_id for p in train_pairs])
+    vae, vae_stats = train_vae(train_images, s, work / "vae", run_id)
     prep_start = _clock()
     data, scaling = latent_set(vae, text_encoder, tokenizer, train_pairs, train_full, s)
     vae.register_to_config(scaling_factor=scaling)
     prep_time = _since(prep_start)
 
     torch.manual_seed(s.seed)
-    unet, unet_stats = train_unet(init_resnet_gains(build_unet(architecture), s.resnet_gain_init), data, s)
+    unet, unet_stats = train_unet(init_resnet_gains(build_unet(architecture), s.resnet_gain_init), data, s,
+                                  work / "unet", run_id)
+    for checkpoint in sorted(work.glob("*/checkpoint-*")):
+        shutil.rmtree(checkpoint)
 
     unet.save_pretrained(out / "unet")
     vae.save_pretrained(out / "vae")
@@ -762,19 +792,38 @@ def build_sd(train_pairs: list[Pair], val_pairs: list[Pair], clip_dir: str | Pat
     return quality
 
 
+def settings_from(overrides: dict | None, seed: int = 0, source: str = "pretrain.sd") -> SdSettings:
+    """:class:`SdSettings` with the config's ``pretrain.sd`` overrides; an unknown key or a bad value is a
+    ``ConfigError`` naming it."""
+    from dataclasses import fields
+
+    from sonic.config import ConfigError
+
+    overrides = dict(overrides or {})
+    unknown = sorted(set(overrides) - {f.name for f in fields(SdSettings)} | ({"seed"} & set(overrides)))
+    if unknown:
+        raise ConfigError(f"{source}: unknown setting(s) {unknown}; see SdSettings in sonic/demo/pretrain/sd.py")
+    try:
+        return SdSettings(seed=seed, **overrides)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{source}: {e}") from e
+
+
 def main(manifests: list[str], out_dir: str, clip_dir: str, unet_config: str | Path, seed: int = 0,
-         steps: int | None = None, threads: int | None = None, evaluate: bool = True) -> dict:
+         steps: int | None = None, threads: int | None = None, evaluate: bool = True,
+         settings: dict | None = None) -> dict:
     """Build the miniature SD folder from the train split of ``manifests`` and the CLIP in ``clip_dir``.
 
     ``steps``: UNet training steps; the VAE's steps scale with them (same ratio as the defaults).
     ``threads``: torch's CPU thread count (the rule's ``threads:``); ``None`` leaves torch's setting alone.
     ``unet_config``: the UNet architecture JSON (``models.unet_config``).
     ``evaluate``: False skips the text-to-image check (``pretrain.evaluate``; the smoke size turns it off).
+    ``settings``: overrides of :class:`SdSettings` (``pretrain.sd`` in the config).
     """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if threads is not None:
         torch.set_num_threads(threads)
-    settings = SdSettings(seed=seed)
+    settings = settings_from(settings, seed)
     if steps is not None:
         vae_steps = round(steps * settings.vae_steps / max(1, settings.unet_steps))
         settings = replace(settings, unet_steps=steps, vae_steps=vae_steps,

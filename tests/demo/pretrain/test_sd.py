@@ -179,3 +179,67 @@ def test_saved_vae_has_a_narrow_posterior(built):
     mean, std = sd.encode_posteriors(vae, images)
     torch.testing.assert_close(std, torch.full_like(std, TINY.posterior_std), rtol=1e-4, atol=1e-6)
     assert float(std.mean()) < 0.2 * float(mean.std())
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_pretraining_resumes_through_the_shared_loop_to_identical_weights(one_thread, tmp_path, monkeypatch):
+    """VAE and UNet train through sonic.training.loop: a run killed after a checkpoint and started again ends with
+    the weights of the uninterrupted run."""
+    from sonic.training import loop
+
+    clip_dir = write_clip_folder(tmp_path / "clip")
+    train = square_pairs(tmp_path / "frames")
+    settings = replace(TINY, vae_steps=4, unet_steps=4, eval_seeds=0)
+    sd.build_sd(train, [], clip_dir, tmp_path / "straight", ARCH, settings)
+
+    real_run = loop.run
+
+    def killed_after_first_checkpoint(out_dir, model, optimizer, scheduler, step_fn, s, **kw):
+        def step(m, gen, k):
+            if "unet" in str(out_dir) and k == 3:
+                raise _Killed
+            return step_fn(m, gen, k)
+        return real_run(out_dir, model, optimizer, scheduler, step, replace(s, checkpoint_every=2), **kw)
+
+    monkeypatch.setattr(loop, "run", killed_after_first_checkpoint)
+    with pytest.raises(_Killed):
+        sd.build_sd(train, [], clip_dir, tmp_path / "killed", ARCH, settings)
+    assert [k for k, _ in loop.checkpoints(tmp_path / "killed" / "training" / "unet")] == [2]
+    monkeypatch.setattr(loop, "run", lambda *a, **kw: real_run(*a[:5], replace(a[5], checkpoint_every=2), **kw))
+    quality = sd.build_sd(train, [], clip_dir, tmp_path / "killed", ARCH, settings)
+    assert quality["unet"]["resumed_from"] == 2 and quality["vae"]["resumed_from"] == 4
+    for part in ("unet", "vae"):
+        a = load_file(tmp_path / "straight" / part / "diffusion_pytorch_model.safetensors")
+        b = load_file(tmp_path / "killed" / part / "diffusion_pytorch_model.safetensors")
+        assert all(torch.equal(a[k], b[k]) for k in a), part
+    assert not list((tmp_path / "killed" / "training").glob("*/checkpoint-*"))  # removed once the folder is written
+    assert (tmp_path / "killed" / "training" / "unet" / "losses.csv").is_file()
+
+
+def test_config_schema_lists_every_recipe_setting():
+    """pretrain.sd in the schema names exactly the SdSettings fields (seed comes from the top-level seed)."""
+    from dataclasses import fields
+    from pathlib import Path
+
+    import yaml
+
+    schema = yaml.safe_load((Path(__file__).parents[3] / "workflow/schemas/config.schema.yaml").read_text())
+    listed = set(schema["properties"]["pretrain"]["properties"]["sd"]["properties"])
+    assert listed == {f.name for f in fields(sd.SdSettings)} - {"seed"}
+
+
+def test_config_overrides_reach_the_recipe(tmp_path):
+    from sonic.config import ConfigError
+
+    cfg = from_dict(tiny_config_dict(tmp_path / "sd", pretrain={"sd": {"vae_steps": 7, "unet_lr": 3e-3}}))
+    s = sd.settings_from(cfg.pretrain.sd, seed=5)
+    assert (s.vae_steps, s.unet_lr, s.seed) == (7, 3e-3, 5)
+    with pytest.raises(ConfigError, match="vae_stepz"):
+        sd.settings_from({"vae_stepz": 1})
+    with pytest.raises(ConfigError, match="seed"):
+        sd.settings_from({"seed": 1})
+    with pytest.raises(ConfigError, match="latent_variants"):
+        sd.settings_from({"latent_variants": 1})
