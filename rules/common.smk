@@ -255,6 +255,19 @@ def method_images(wildcards):
     return images_of(wildcards.method, wildcards.dataset)
 
 
+# Guidance, measured (README; rules/evaluate.smk: guidance_sweep, guidance_choice, the `guidance` target).
+GUIDANCE_SWEEP = EVALUATION.guidance_sweep
+
+
+def guidance_weights(wildcards):
+    """The sweep's generators: Table 1's trained methods on the dataset, the weights generate_eval reads."""
+    if GUIDANCE_SWEEP is None:
+        raise ValueError(
+            "evaluation.guidance_sweep is null: no guidance sweep is configured (config.yaml, evaluation)"
+        )
+    return [weights_of(m, wildcards.dataset) for m in TABLE1_TRAINED]
+
+
 def ablation_scores(wildcards, output="scores"):
     return expand(
         getattr(rules.score.output, output),

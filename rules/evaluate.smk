@@ -295,3 +295,90 @@ rule comparison_grid:
     shell:
         "sonic evaluate grid --manifest {input.manifest:q} --runs {params.runs:q} "
         "--out {output.png:q} > {log:q} 2>&1"
+
+
+# Guidance, measured (README; sonic.evaluation.guidance): every Table 1 method trained here at every scale of
+# evaluation.guidance_sweep on training clips, per dataset, and the scale the stated rule chooses from all of them.
+# Named target `guidance`, outside `all`.
+rule guidance_sweep:
+    input:
+        manifest=rules.manifest.output.manifest,
+        clap=rules.clap_features.output.embeddings,
+        clap_index=rules.clap_features.output.index,
+        references=rules.eval_references.output.references,
+        index=rules.eval_references.output.index,
+        sd=model_input("sd"),
+        clip_eval=model_input("clip_eval"),
+        fid=model_input("fid_features"),
+        weights=guidance_weights,
+    output:
+        csv=results("figures", "guidance_{dataset}.csv"),
+        png=report(
+            results("figures", "guidance_{dataset}.png"),
+            caption="../workflow/report/guidance.rst",
+            category="Guidance",
+            subcategory="{dataset}",
+        ),
+        grid=report(
+            results("figures", "guidance_{dataset}_grid.png"),
+            caption="../workflow/report/guidance_grid.rst",
+            category="Guidance",
+            subcategory="{dataset}",
+        ),
+        images=directory(results("guidance", "{dataset}")),
+    log:
+        results("logs", "guidance", "{dataset}.log"),
+    benchmark:
+        results("benchmarks", "guidance", "{dataset}.tsv")
+    wildcard_constraints:
+        dataset=one_of(DATASETS),
+    conda:
+        "../envs/evaluate.yaml"
+    threads: TRAINING.threads
+    resources:
+        **TRAIN_RESOURCES,
+    params:
+        settings=settings(
+            "models.sd",
+            "models.clip_ais",
+            "models.clip_eval",
+            "models.fid_features",
+            "models.clap",  # the FID network must be none of these (ModelPaths.fid_network)
+            "generation.steps",
+            "generation.resolution",
+            "generation.batch_size",  # not the guidance scale: the sweep chooses it
+            "evaluation.steps",
+            "evaluation.batch_size",
+            "evaluation.guidance_sweep",
+        ),
+        methods=list(TABLE1_TRAINED),
+    shell:
+        "sonic evaluate guidance --settings {params.settings:q} --dataset {wildcards.dataset:q} "
+        "--method {params.methods:q} --weights {input.weights:q} --manifest {input.manifest:q} "
+        "--clap {input.clap:q} --clap-index {input.clap_index:q} --references {input.references:q} "
+        "--references-index {input.index:q} --images {output.images:q} --out {output.csv:q} "
+        "--figure {output.png:q} --grid {output.grid:q} --threads {threads} > {log:q} 2>&1"
+
+
+rule guidance_choice:
+    input:
+        sweeps=expand(rules.guidance_sweep.output.csv, dataset=DATASETS),
+    output:
+        json=results("figures", "guidance_choice.json"),
+        md=results("figures", "guidance.md"),
+    log:
+        results("logs", "guidance", "choice.log"),
+    benchmark:
+        results("benchmarks", "guidance", "choice.tsv")
+    conda:
+        "../envs/evaluate.yaml"
+    params:
+        max_clipped=GUIDANCE_SWEEP.max_clipped if GUIDANCE_SWEEP else None,
+    shell:
+        "sonic evaluate guidance-choice --sweeps {input.sweeps:q} --max-clipped {params.max_clipped} "
+        "--out {output.json:q} --markdown {output.md:q} > {log:q} 2>&1"
+
+
+rule guidance:
+    input:
+        rules.guidance_choice.output.json,

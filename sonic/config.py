@@ -227,6 +227,19 @@ class CompetitorsConfig:
 
 
 @dataclass(frozen=True)
+class GuidanceSweepConfig:
+    """``evaluation.guidance_sweep`` (README, "Guidance, measured"; :mod:`sonic.evaluation.guidance`): every Table 1
+    method trained here generates ``clips_per_class`` *training* clips per class x ``seeds`` at each of ``scales``;
+    the scale chosen maximises the mean SAC among those whose mean clipped share is at most ``max_clipped``."""
+
+    scales: tuple[float, ...] = (1, 2, 3, 5, 8)
+    clips_per_class: int = 2  # the first train clips of each label, by clip_id
+    seeds: int = 1
+    steps: int | None = None  # None = evaluation.steps
+    max_clipped: float = 0.05  # bound on the mean share of 8-bit values at 0 or 255
+
+
+@dataclass(frozen=True)
 class EvaluationConfig:
     seeds: int = 2
     steps: int | None = None  # None = generation.steps
@@ -237,6 +250,7 @@ class EvaluationConfig:
     external: dict | None = None  # {root, methods}
     bootstrap_samples: int = 2000  # resamplings of the evaluation clips behind each interval
     interval_level: float = 0.95
+    guidance_sweep: GuidanceSweepConfig | None = None  # None = no sweep
 
 
 @dataclass(frozen=True)
@@ -353,6 +367,8 @@ def _build(cls: type, values: dict, path: str, source: str, partial: bool):
         value = values[name]
         if name == "synth" and cls is DataConfig:
             value = _build(SynthConfig, value or {}, f"{path}.synth", source, partial=False)
+        elif name == "guidance_sweep" and cls is EvaluationConfig and value is not None:
+            value = _build(GuidanceSweepConfig, value, f"{path}.guidance_sweep", source, partial=False)
         elif isinstance(value, list):
             value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
         kwargs[name] = value

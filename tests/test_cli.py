@@ -76,6 +76,9 @@ def test_every_evaluation_step_takes_the_rules_threads():
                   "i", "--images", "f", "--out", "o"],
         "edit": ["--method", "PnP", "--weights", "w", "--manifest", "m", "--clap", "c", "--clap-index", "i",
                  "--inversions", "k", "--out", "o"],
+        "guidance": ["--dataset", "d", "--method", "GlueGen", "--weights", "w", "--manifest", "m", "--clap", "c",
+                     "--clap-index", "i", "--references", "r", "--references-index", "j", "--images", "f", "--out",
+                     "o", "--figure", "p", "--grid", "g"],
         "figures": ["--weights", "w", "--manifest", "m", "--generated", "g", "--fig10", "f", "--fig10-json", "j",
                     "--norms-csv", "c", "--norms-png", "p"],
     }

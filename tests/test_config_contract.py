@@ -135,7 +135,7 @@ def test_the_cli_and_the_workflow_resolve_the_same_config(tmp_path):
     repo, workdir = checkout_copy(tmp_path), tmp_path / "work"
     workdir.mkdir()
     smoke = yaml.safe_load((ROOT / "workflow/configs/smoke.yaml").read_text())
-    out = dry_run(repo, workdir, "all", "ablations", "results/table2.csv",
+    out = dry_run(repo, workdir, "all", "ablations", "results/table2.csv", "guidance",
                   configfiles=(str(repo / "workflow/configs/smoke.yaml"),))
     assert out.returncode == 0, out.stderr[-3000:]
     merged = _merge(yaml.safe_load((ROOT / "config.yaml").read_text()), smoke)

@@ -220,11 +220,13 @@ def test_paper_profile_dry_runs_every_table(tmp_path):
 
 def test_smoke_dag_to_table1(tmp_path):
     """The whole DAG at smoke size, from nothing to results/table1.csv (synthetic data, miniature models,
-    training, competitors, generation, scoring)."""
+    training, competitors, generation, scoring), and in the same run the guidance sweep (`guidance`), which reuses
+    Table 1's trained weights and references."""
+    import json
     import time
 
     start = time.perf_counter()
-    out = snakemake(tmp_path, "results/table1.csv")
+    out = snakemake(tmp_path, "results/table1.csv", "guidance")
     elapsed = time.perf_counter() - start
     assert out.returncode == 0, out.stderr[-3000:]
     table = pd.read_csv(tmp_path / "results/table1.csv")
@@ -235,7 +237,20 @@ def test_smoke_dag_to_table1(tmp_path):
     assert table["SAC_real"].between(0, 1).all()  # the shape classifier of each dataset's references, on real frames
     assert (table["FID"] >= 0).all() and (table["images"] > 0).all() and (table["missing"] == 0).all()
     assert "| dataset | method | AIS | AIC | SAC | IIS | FID | images |" in (tmp_path / "results/table1.md").read_text()
-    print(f"smoke DAG to table1: {elapsed:.0f} s")
+    print(f"smoke DAG to table1 and guidance: {elapsed:.0f} s")
+    # the guidance sweep (workflow/configs/smoke.yaml: scales 1 and 3, one train clip per class) and its choice
+    for dataset in DATASETS:
+        sweep = pd.read_csv(tmp_path / f"results/figures/guidance_{dataset}.csv")
+        assert list(zip(sweep["method"], sweep["guidance"])) == [(m, g) for m in ("SonicDiffusion", "AudioToken",
+                                                                                  "GlueGen") for g in (1.0, 3.0)]
+        for metric in ("AIC", "SAC", "clipped", "clipped_real"):
+            assert sweep[metric].between(0, 1).all(), (dataset, metric)
+        assert (sweep["images"] > 0).all()
+        for suffix in (".png", "_grid.png"):
+            assert (tmp_path / f"results/figures/guidance_{dataset}{suffix}").is_file()
+    choice = json.loads((tmp_path / "results/figures/guidance_choice.json").read_text())
+    assert choice["guidance_scale"] in (1.0, 3.0) and choice["pairs"] == 3 * len(DATASETS)
+    assert "**chosen**" in (tmp_path / "results/figures/guidance.md").read_text()
     # the HTML report of that run shows the table and the loss curves
     report = tmp_path / "report.html"
     out = snakemake(tmp_path, "results/table1.csv", "--report", str(report))

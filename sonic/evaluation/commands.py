@@ -102,6 +102,18 @@ def invert(cfg: Config, manifest: str, out: str) -> None:
     invert_sources(cfg, source_images(manifest, cfg.editing.sources, cfg.editing.num_sources), out)
 
 
+def guidance(cfg: Config, dataset: str, methods: list[str], weights: list[str], manifest: str, clap: str,
+             clap_index: str, refs: str, refs_index: str, images: str, out_csv: str, out_png: str,
+             out_grid: str) -> None:
+    """The guidance sweep of one dataset (``evaluation.guidance_sweep``; :mod:`sonic.evaluation.guidance`): every
+    method (``methods[i]`` from ``weights[i]``) at every scale on training clips, in one process."""
+    from sonic.evaluation.guidance import guidance_sweep
+
+    _paired("evaluate guidance", method=methods, weights=weights)
+    guidance_sweep(cfg, dataset, methods, weights, manifest, clap, clap_index, refs, refs_index, images, out_csv,
+                   out_png, out_grid, load=load_generator)
+
+
 def table(kind: str, scores: list[str], out_csv: str, out_md: str, paper: str | None, title: str = "",
           per_image: list[str] | None = None, samples: int = 2000, level: float = 0.95) -> None:
     from sonic.evaluation.tables import write_table
@@ -162,7 +174,8 @@ def figures(cfg: Config, weights: str, manifest: str, generated: str, fig10: str
 
 # ---- the ``sonic evaluate`` command -----------------------------------------------------------------------------
 def run_evaluate(args) -> int:
-    """One step of the evaluation protocol: references, generation run, scoring, editing, figures, tables."""
+    """One step of the evaluation protocol: references, generation run, scoring, editing, figures, tables, the
+    guidance sweep and its choice."""
     import json
 
     from sonic import config
@@ -170,6 +183,11 @@ def run_evaluate(args) -> int:
     if args.step == "table":
         table(args.kind, args.scores, args.out, args.markdown, args.paper, args.title or "", args.per_image,
               args.bootstrap_samples, args.interval_level)
+        return 0
+    if args.step == "guidance-choice":
+        from sonic.evaluation.guidance import write_choice
+
+        write_choice(args.sweeps, args.max_clipped, args.out, args.markdown)
         return 0
     if args.step == "grid":
         from sonic.evaluation.figures import comparison_grid
@@ -188,6 +206,9 @@ def run_evaluate(args) -> int:
         edit(cfg, args.method, args.weights, args.manifest, args.clap, args.clap_index, args.out, args.inversions)
     elif args.step == "invert":
         invert(cfg, args.manifest, args.out)
+    elif args.step == "guidance":
+        guidance(cfg, args.dataset, args.method, args.weights, args.manifest, args.clap, args.clap_index,
+                 args.references, args.references_index, args.images, args.out, args.figure, args.grid)
     else:
         results = score(cfg, args.method, args.dataset, args.manifest, args.references, args.references_index,
                         args.images, args.out, args.per_image, args.seeds)
@@ -207,7 +228,7 @@ def register(sub) -> None:
     from sonic import config
 
     p = sub.add_parser("evaluate", help="evaluation: references, generation runs, scores, editing runs, figures, "
-                                        "tables (README, \"Evaluation\")")
+                                        "tables, the guidance sweep (README, \"Evaluation\")")
     steps = p.add_subparsers(dest="step", required=True, metavar="<step>")
     q = steps.add_parser("references", help="cache Wav2CLIP / CLIP / FID embeddings of a dataset's val clips and "
                                              "SAC's shape classifier of its train frames")
@@ -250,8 +271,26 @@ def register(sub) -> None:
     q.add_argument("--fig10-json", required=True, help="what each control changed (CLIP distance, brightness)")
     q.add_argument("--norms-csv", required=True)
     q.add_argument("--norms-png", required=True)
+    q = steps.add_parser("guidance", help="guidance sweep of one dataset (evaluation.guidance_sweep): every method "
+                         "at every scale on training clips; AIC, SAC, FID, clipped share (one --weights per --method)")
+    q.add_argument("--dataset", required=True)
+    q.add_argument("--method", required=True, nargs="+", help="SonicDiffusion, AudioToken, GlueGen")
+    q.add_argument("--weights", required=True, nargs="+", help="each method's trained weights folder")
+    _dataset_args(q)
+    q.add_argument("--references", required=True, help="the dataset's references (SAC's shape classifier)")
+    q.add_argument("--references-index", required=True)
+    q.add_argument("--images", required=True, help="folder: <method>/g<scale>/<clip_id>_<seed>.png")
+    q.add_argument("--out", required=True, help="CSV: one row per method x scale")
+    q.add_argument("--figure", required=True, help="PNG: AIC, SAC, FID, clipped share against the scale")
+    q.add_argument("--grid", required=True, help="PNG: images per method x scale beside the real frames")
     for q in steps.choices.values():
         config.add_arguments(q)
+    q = steps.add_parser("guidance-choice", help="the guidance scale by the stated rule, from every dataset's sweep "
+                                                 "(README, \"Guidance, measured\")")
+    q.add_argument("--sweeps", nargs="+", required=True, help="the CSVs of `evaluate guidance`")
+    q.add_argument("--max-clipped", type=float, required=True, help="(evaluation.guidance_sweep.max_clipped)")
+    q.add_argument("--out", required=True, help="JSON: the chosen scale and the means per scale")
+    q.add_argument("--markdown", required=True, help="Markdown: one line per scale, the chosen one marked")
     q = steps.add_parser("table", help="a paper table (CSV + Markdown) from score JSONs")
     q.add_argument("kind", choices=["table1", "table2", "table3", "table4", "tableS1"])
     q.add_argument("--scores", nargs="+", required=True)

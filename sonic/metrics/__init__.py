@@ -4,7 +4,8 @@
 with the evaluation CLIPs and Wav2CLIP and scores them, ``fid`` wraps torchmetrics' FID with a pluggable
 feature network, ``clip_scores`` the CLIP features and zero-shot labels the quality checks share
 (torchmetrics is imported by the functions that use it), ``shape`` the shape classifier of SAC (not imported
-here: it needs scikit-image, which only the evaluation and training environments carry).
+here: it needs scikit-image, which only the evaluation and training environments carry), ``saturation`` the clipped
+share of 8-bit values at 0 or 255 (the guidance sweep's measure of over-saturation).
 """
 
 from sonic.metrics.fid import ClipImageFeatures, fid

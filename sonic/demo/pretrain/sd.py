@@ -599,9 +599,47 @@ def generation_accuracy(truth: list[str], predicted: list[str], datasets: list[s
     return acc
 
 
+def shape_classifiers(pairs: list[Pair], images: torch.Tensor) -> dict:
+    """A :class:`sonic.metrics.shape.ShapeClassifier` per dataset of ``pairs`` (the SAC of the evaluation), fitted
+    on its frames ``images`` (N, 3, S, S); datasets with fewer than 2 classes get none."""
+    from sonic.metrics.shape import ShapeClassifier
+
+    out = {}
+    for d in sorted({p.dataset for p in pairs}):
+        rows = [i for i, p in enumerate(pairs) if p.dataset == d]
+        names = [pairs[i].label for i in rows]
+        if len(set(names)) >= 2:
+            out[d] = ShapeClassifier.fit(images[rows], names)
+    return out
+
+
+def shape_accuracy(shapes: dict, images: torch.Tensor, truth: list[str], datasets: list[str]) -> dict[str, float]:
+    """SAC per dataset (and overall) of ``images`` against ``truth``, by each dataset's shape classifier."""
+    hits, used = [], []
+    for d, shape in shapes.items():
+        rows = [i for i, dd in enumerate(datasets) if dd == d]
+        if rows:
+            hits += [p == truth[i] for p, i in zip(shape.predict(images[rows]), rows)]
+            used += [d] * len(rows)
+    return generation_accuracy([True] * len(hits), hits, used) if hits else {}
+
+
+def contact_sheet(rows: list[torch.Tensor], path: Path, scale: int = 2) -> None:
+    """Rows of (3, S, k * S) image strips, padded to one width, written as a PNG at ``scale`` x (sharp pixels)."""
+    from PIL import Image
+
+    width = max(r.shape[-1] for r in rows)
+    sheet = torch.cat([F.pad(r, (0, width - r.shape[-1]), value=1.0) for r in rows], dim=1)
+    array = (sheet.clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    image = Image.fromarray(array)
+    image.resize((image.width * scale, image.height * scale), Image.NEAREST).save(path)
+
+
 def evaluate(out_dir: Path, clip_dir: str | Path, train_pairs: list[Pair], labels: dict[str, list[str]],
-             settings: SdSettings) -> dict:
-    """Text-to-image accuracy of the saved folder: ``eval_seeds`` images per label and prompt kind."""
+             settings: SdSettings, shapes: dict | None = None) -> dict:
+    """Text-to-image accuracy of the saved folder: ``eval_seeds`` images per label and prompt kind, classified
+    zero-shot by the miniature CLIP and by the colour-blind ``shapes`` classifiers (SAC); the caption-prompt images
+    are written to ``samples.png`` (a row per dataset)."""
     from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
 
@@ -629,8 +667,12 @@ def evaluate(out_dir: Path, clip_dir: str | Path, train_pairs: list[Pair], label
         images = generate(unet, vae, text_encoder, tokenizer, scheduler, prompts, seeds, settings.eval_steps,
                           settings.guidance_scale)
         predicted = classify(clip_dir, images, datasets, labels)
+        if kind == "caption":
+            contact_sheet([torch.cat(list(images[[i for i, dd in enumerate(datasets) if dd == d]]), dim=-1)
+                           for d in labels], out_dir / "samples.png")
         result[kind] = {
             "accuracy": generation_accuracy(truth, predicted, datasets),
+            "SAC": shape_accuracy(shapes or {}, images, truth, datasets),
             "errors": [f"{t} -> {p}" for t, p in zip(truth, predicted) if t != p],
             "prompts": shown,
         }
@@ -762,8 +804,19 @@ def build_sd(train_pairs: list[Pair], val_pairs: list[Pair], clip_dir: str | Pat
     ddim_scheduler(s.prediction_type).save_pretrained(out / "scheduler")
 
     latents = data.latents[: len(train_pairs)]
+    shapes = shape_classifiers(train_pairs, train_images)
+    val_rec = reconstruct(vae, val_images) if len(val_images) else val_images
+    val_truth, val_sets = [p.label for p in val_pairs], [p.dataset for p in val_pairs]
+    if len(val_images):  # each dataset's first 8 val frames over their reconstructions
+        rows = []
+        for d in sorted(set(val_sets)):
+            idx = [i for i, dd in enumerate(val_sets) if dd == d][:8]
+            rows += [torch.cat(list(val_images[idx]), dim=-1), torch.cat(list(val_rec[idx]), dim=-1)]
+        contact_sheet(rows, out / "reconstructions.png")
     vae_stats.update({
-        "psnr_val": psnr(reconstruct(vae, val_images), val_images) if len(val_images) else None,
+        "SAC_val_frames": shape_accuracy(shapes, val_images, val_truth, val_sets),
+        "SAC_val_reconstructions": shape_accuracy(shapes, val_rec, val_truth, val_sets),
+        "psnr_val": psnr(val_rec, val_images) if len(val_images) else None,
         "psnr_train": psnr(reconstruct(vae, train_images), train_images),
         "scaling_factor": scaling,
         "scaled_latent_mean": [round(float(m), 4) for m in latents.mean((0, 2, 3))],
@@ -773,7 +826,7 @@ def build_sd(train_pairs: list[Pair], val_pairs: list[Pair], clip_dir: str | Pat
     quality = {
         "vae": vae_stats,
         "unet": unet_stats,
-        "text_to_image": evaluate(out, clip_dir, train_pairs, labels, s),
+        "text_to_image": evaluate(out, clip_dir, train_pairs, labels, s, shapes),
         "chance": {d: 1 / len(v) for d, v in labels.items()},
         "labels": labels,
         "n_train": len(train_pairs),

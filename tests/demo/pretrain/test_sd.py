@@ -100,6 +100,12 @@ def test_quality_json(built):
         acc = quality["text_to_image"][kind]["accuracy"]
         assert set(acc) == {"toy", "overall"} and 0.0 <= acc["overall"] <= 1.0
     assert quality["text_to_image"]["caption"]["prompts"]["red"] == "a photo of a red square"
+    # the colour-blind SAC of the VAE's reconstructions and of the samples, and the pictures behind them
+    assert set(quality["vae"]["SAC_val_reconstructions"]) == {"toy", "overall"}
+    assert quality["vae"]["SAC_val_frames"]["toy"] <= 0.5  # toy classes are squares of three colours: colour-blind
+    assert 0.0 <= quality["text_to_image"]["caption"]["SAC"]["toy"] <= 1.0
+    for png in ("reconstructions.png", "samples.png"):
+        assert (root / "run0" / png).stat().st_size > 0
     for part in ("vae", "unet"):
         assert quality[part]["cpu_seconds"] > 0 and quality[part]["wall_seconds"] > 0
 
