@@ -67,11 +67,11 @@ class SdSettings:
     image_size: int = 64  # = unet sample_size * 2 ** (len(vae_channels) - 1)
     # VAE
     vae_channels: tuple[int, ...] = (32, 32, 32)
-    vae_layers_per_block: int = 0  # encoder resnets per level (the decoder has one more); 0 trains fastest
+    vae_layers_per_block: int = 1  # encoder resnets per level (the decoder has one more)
     vae_groups: int = 4  # GroupNorm groups; the pooling initialisation needs groups of >= 8 channels
     vae_pooling_init: bool = True  # start as 4x4 average pooling + linear upsampling (init_pooling_vae)
     latent_channels: int = 4
-    vae_steps: int = 100
+    vae_steps: int = 300
     vae_batch_size: int = 32
     vae_crop: int = 32  # training crop side in pixels (random position, random mirror)
     vae_lr: float = 5e-4
@@ -83,9 +83,9 @@ class SdSettings:
     posterior_std: float = 0.05  # final posterior std in the standardised latent space (fix_posterior_std)
     latent_std: float = 0.56  # std of the scaled latents the UNet sees (SD-1.4: ~1); see the module docstring
     # UNet
-    unet_steps: int = 300
-    unet_batch_size: int = 16
-    unet_lr: float = 1e-3
+    unet_steps: int = 700
+    unet_batch_size: int = 24
+    unet_lr: float = 2e-3
     weight_decay: float = 1e-2
     warmup_steps: int = 10
     min_snr_gamma: float | None = 5.0
