@@ -42,14 +42,13 @@ def fixed_length(wave: np.ndarray, samples: int) -> np.ndarray:
     return np.resize(wave, samples) if len(wave) < samples else wave[:samples]
 
 
-def feature_network(cfg, clip_eval=None):
+def feature_network(cfg):
     """The FID feature network that ``models.fid_features`` names (README, Evaluation): a folder written by
     ``sonic pretrain fid`` (the demo's miniature FID network; a folder of another format is an error naming it) or
     the FID Inception weights file (paper profile).
 
     It must be an independent judge (SPEC §7): unset, or the location of a model that a generator conditions on or
-    that AIS/AIC/IIS use, is a :class:`~sonic.config.ConfigError` naming the keys (:meth:`ModelPaths.fid_network`).
-    ``clip_eval`` is not used; it stays in the signature for the callers that pass it."""
+    that AIS/AIC/IIS use, is a :class:`~sonic.config.ConfigError` naming the keys (:meth:`ModelPaths.fid_network`)."""
     from sonic.metrics.fid import FidNetFeatures, InceptionFeatures
 
     location = cfg.models.fid_network(cfg.source)
@@ -97,7 +96,7 @@ def compute_references(cfg, manifest: str | Path, out: str | Path, index_out: st
         for i in range(0, len(audio_paths), batch_size)
     ])
     clip_eval = registry.load_clip(cfg, "clip_eval")
-    fid_net = feature_network(cfg, clip_eval)
+    fid_net = feature_network(cfg)
     train = table[table["split"] == "train"]
     shape, note = fit_frames(train["frame"].astype(str).tolist(), train["label"].astype(str).tolist(),
                              cfg.generation.resolution, batch_size, progress)
@@ -112,7 +111,7 @@ def compute_references(cfg, manifest: str | Path, out: str | Path, index_out: st
     bar.close()
     frame_emb, fid = torch.cat(frame_emb), torch.cat(fid)
     metadata = {"wav2clip": str(cfg.models.wav2clip), "clip_eval": str(cfg.models.clip_eval),
-                "fid_features": str(cfg.models.fid_features or cfg.models.clip_eval), "shape_note": note}
+                "fid_features": str(cfg.models.fid_features), "shape_note": note}
     tensors = {"audio": audio.contiguous(), "frames": frame_emb.contiguous(), "fid": fid.contiguous()}
     if shape is None:
         log.warning("references %s: no shape classifier, SAC will be null: %s", out, note)

@@ -39,7 +39,7 @@ class ScoringModels:
 
         clip_ais = registry.load_clip(cfg, "clip_ais")
         clip_eval = clip_ais if cfg.models.clip_eval == cfg.models.clip_ais else registry.load_clip(cfg, "clip_eval")
-        return cls(clip_ais, clip_eval, feature_network(cfg, clip_eval))
+        return cls(clip_ais, clip_eval, feature_network(cfg))
 
 
 def score_images(cfg, refs: References, run: pd.DataFrame, label_names: list[str], size: int | None = None,

@@ -176,7 +176,7 @@ def _apply_checkpoint(ckpt: _Checkpoint, path: Path, model, optimizer, scheduler
     return ckpt.step
 
 
-def _read_rows(csv_path: Path, up_to: int) -> list[dict]:
+def read_rows(csv_path: Path, up_to: int) -> list[dict]:
     if not csv_path.is_file():
         return []
     with csv_path.open(newline="") as f:
@@ -190,7 +190,7 @@ def plot_losses(csv_path: Path, png_path: Path, title: str = "") -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = _read_rows(csv_path, math.inf)
+    rows = read_rows(csv_path, math.inf)
     if not rows:
         return
     steps = [int(r["step"]) for r in rows]
@@ -246,7 +246,7 @@ def run(
         log.info("%s: resumed from %s (step %d of %d)", desc, out / f"{CHECKPOINT_PREFIX}{start_step}",
                  start_step, s.steps)
     csv_path = out / "losses.csv"
-    rows = _read_rows(csv_path, start_step)
+    rows = read_rows(csv_path, start_step)
     fields = None
     started, cpu_started = time.perf_counter(), time.process_time()
     model.train()

@@ -142,7 +142,7 @@ def test_scores_from_cached_references_equal_direct_computation(tmp_path, clip_c
     audio = torch.nn.functional.normalize(torch.randn(6, 16, generator=g), dim=-1)
     shape = ShapeClassifier.fit(frames, labels)
     refs = References(ids, labels, audio, image_features(clip, frames),
-                      batched(feature_network(cfg, clip), frames), shape, 1.0, "fitted on 6 frames")
+                      batched(feature_network(cfg), frames), shape, 1.0, "fitted on 6 frames")
     own = [0, 2, 2, 5, 1]
     run = pd.DataFrame({"clip_id": [ids[i] for i in own], "seed": [0, 0, 1, 0, 0],
                         "label": [labels[i] for i in own], "path": paths})
@@ -184,7 +184,7 @@ def test_one_score_call_for_several_methods_equals_one_call_each(tmp_path, clip_
     frames = torch.rand(len(val), 3, 16, 16, generator=g)
     shape = ShapeClassifier.fit(frames, val["label"].tolist())
     save_file({"audio": torch.nn.functional.normalize(torch.randn(len(val), 16, generator=g), dim=-1),
-               "frames": image_features(clip, frames), "fid": batched(feature_network(cfg, clip), frames),
+               "frames": image_features(clip, frames), "fid": batched(feature_network(cfg), frames),
                **shape.to_tensors()}, str(tmp_path / "refs.safetensors"),
               metadata={"shape_labels": json.dumps(shape.labels), "shape_real": "0.5", "shape_note": "test"})
     pd.DataFrame({"row": range(len(val)), "clip_id": val["clip_id"], "label": val["label"]}).to_csv(

@@ -39,7 +39,7 @@ def test_a_fid_folder_gives_its_own_network_sharing_nothing_with_clip(folders, s
     fid, clip_dir = folders
     cfg = cfg_with(sd_folder, clip_dir, fid)
     clip = load_clip(cfg, "clip_eval")
-    net = feature_network(cfg, clip)
+    net = feature_network(cfg)
     assert isinstance(net, FidNetFeatures) and net.num_features == 16
     assert not any(isinstance(m, PreTrainedModel) for m in net.modules())  # a different class entirely
     clip_storage = {p.untyped_storage().data_ptr() for p in clip.model.parameters()}

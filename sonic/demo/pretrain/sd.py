@@ -322,7 +322,7 @@ def _train(model: torch.nn.Module, opt, sched, step_fn, steps: int, seed: int, w
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(work_dir) if work_dir is not None else Path(tmp)
         summary = loop.run(folder, model, opt, sched, step_fn, settings, desc=desc, run_id=run_id)
-        rows = loop._read_rows(folder / "losses.csv", steps)
+        rows = loop.read_rows(folder / "losses.csv", steps)
     losses = [float(r["loss"]) for r in rows]
     return {"loss_first": float(np.mean(losses[:10])), "final_loss": float(np.mean(losses[-10:])),
             "resumed_from": summary["resumed_from"]}
