@@ -177,6 +177,7 @@ def _apply_checkpoint(ckpt: _Checkpoint, path: Path, model, optimizer, scheduler
 
 
 def read_rows(csv_path: Path, up_to: int) -> list[dict]:
+    """The rows of a run's ``losses.csv`` up to step ``up_to`` (none when the file is absent)."""
     if not csv_path.is_file():
         return []
     with csv_path.open(newline="") as f:
