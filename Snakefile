@@ -15,6 +15,7 @@ include: "rules/model.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/edit.smk"
+include: "rules/replicates.smk"
 
 
 rule all:

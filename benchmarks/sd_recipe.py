@@ -31,6 +31,7 @@ def main() -> None:
     p.add_argument("--datasets", nargs="+", default=["greatest_hits", "landscape", "ravdess"])
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="pretrain.sd overrides (YAML values)")
     p.add_argument("--unet", action="store_true", help="also train the UNet and sample from it")
+    p.add_argument("--arch", default=str(ROOT / "workflow/configs/unet_demo.json"), help="the UNet architecture JSON")
     p.add_argument("--guidance", nargs="+", type=float, default=[2.0, 5.0])
     p.add_argument("--per-class", type=int, default=4, help="samples per class")
     p.add_argument("--steps", type=int, default=20, help="DDIM steps of the samples")
@@ -59,7 +60,7 @@ def main() -> None:
         vae, stats = sd.train_vae(train_images, settings)
         report["vae_seconds"] = round(time.perf_counter() - started, 1)
     else:
-        arch = json.loads((ROOT / "workflow/configs/unet_demo.json").read_text())
+        arch = json.loads(Path(args.arch).read_text())
         quality = sd.build_sd(train, val, results / "demo/models/clip", out / "sd", arch,
                               replace(settings, eval_seeds=0))
         from diffusers import AutoencoderKL

@@ -148,11 +148,22 @@ wildcard_constraints:
     run=one_of(sorted({r for r in STAGE1_RUN.values() if r})),
 
 
+def replicate_of(wildcards):
+    """The training seed of a replicate's job (wildcard `replicate`, rules/replicates.smk); None in the single run."""
+    return getattr(wildcards, "replicate", None)
+
+
 def stage1_projector(wildcards):
-    """The stage-1 projector a variant starts stage 2 from (nothing for a variant without stage 1)."""
+    """The stage-1 projector a variant starts stage 2 from (nothing for a variant without stage 1), of the same
+    replicate."""
     run = STAGE1_RUN[wildcards.variant]
     if run is None:
         return []
+    replicate = replicate_of(wildcards)
+    if replicate is not None:
+        return rules.replicate_stage1.output.projector.format(
+            replicate=replicate, dataset=wildcards.dataset, run=run
+        )
     return rules.train_stage1.output.projector.format(
         dataset=wildcards.dataset, run=run
     )
@@ -225,15 +236,19 @@ wildcard_constraints:
     method=one_of(list(OWN_METHODS) + list(COMPETITORS) + EXTERNAL_METHODS + [RELEASE]),
 
 
-def weights_of(method, dataset):
-    """The trained weights a generation run of one of our methods starts from."""
+def weights_of(method, dataset, replicate=None):
+    """The trained weights a generation run of one of our methods starts from (of a replicate's training seed)."""
     if method in OWN_METHODS:
-        return rules.train_stage2.output.weights.format(
-            dataset=dataset, variant=OWN_METHODS[method]
+        trainer = rules.train_stage2 if replicate is None else rules.replicate_stage2
+        return trainer.output.weights.format(
+            dataset=dataset, variant=OWN_METHODS[method], replicate=replicate
         )
     if method in COMPETITORS:
-        return rules.train_competitor.output.weights.format(
-            dataset=dataset, competitor=method
+        trainer = (
+            rules.train_competitor if replicate is None else rules.replicate_competitor
+        )
+        return trainer.output.weights.format(
+            dataset=dataset, competitor=method, replicate=replicate
         )
     if method == RELEASE:
         return rules.import_release.output.weights.format(dataset=dataset)
@@ -241,18 +256,22 @@ def weights_of(method, dataset):
 
 
 def method_weights(wildcards):
-    return weights_of(wildcards.method, wildcards.dataset)
+    return weights_of(wildcards.method, wildcards.dataset, replicate_of(wildcards))
 
 
-def images_of(method, dataset):
-    """Our methods: the generation run; external systems: <external.root>/<method>/<dataset>/ (README)."""
+def images_of(method, dataset, replicate=None):
+    """Our methods: the generation run (of a replicate's training seed); external systems:
+    <external.root>/<method>/<dataset>/ (README)."""
     if method in EXTERNAL_METHODS:
         return str(Path(EXTERNAL["root"], method, dataset))
-    return rules.generate_eval.output.images.format(method=method, dataset=dataset)
+    generator = rules.generate_eval if replicate is None else rules.replicate_generate
+    return generator.output.images.format(
+        method=method, dataset=dataset, replicate=replicate
+    )
 
 
 def method_images(wildcards):
-    return images_of(wildcards.method, wildcards.dataset)
+    return images_of(wildcards.method, wildcards.dataset, replicate_of(wildcards))
 
 
 # Guidance, measured (README; rules/evaluate.smk: guidance_sweep, guidance_choice, the `guidance` target).
@@ -313,3 +332,60 @@ def edit_weights(wildcards):
     return rules.train_stage2.output.weights.format(
         dataset=wildcards.dataset, variant="full"
     )
+
+
+# Replicates (README, "Replicates (training seeds)"; rules/replicates.smk): every Table 1 method trained here, and
+# the variants of evaluation.replicates.ablation_tables, retrained with each training seed under
+# results/replicates/seed<seed>/ by the single run's commands, `seed` being the one setting that differs. The first
+# training seed is the config's `seed`: the single run, reused.
+REPLICATES = EVALUATION.replicates
+TRAINING_SEEDS = REPLICATES.training_seeds(CFG.seed)
+RETRAINED_SEEDS = [s for s in TRAINING_SEEDS if s != CFG.seed]
+REPLICATE_TABLES = list(REPLICATES.ablation_tables)
+
+
+wildcard_constraints:
+    replicate=one_of([str(s) for s in RETRAINED_SEEDS]),
+
+
+def replicate_results(*parts):
+    """A path under a replicate's folder, results/replicates/seed{replicate}/..."""
+    return results("replicates", "seed{replicate}", *parts)
+
+
+def reseeded(settings_of):
+    """A rule's `settings` param (`settings(...)` above, with `seed` among its keys) with `seed` replaced by the
+    replicate's training seed: the training command reads nothing else of it differently.
+    """
+
+    def value(wildcards):
+        data = json.loads(settings_of(wildcards))
+        if "seed" not in data:
+            raise ValueError(f"these settings have no seed to replace: {sorted(data)}")
+        data["seed"] = int(wildcards.replicate)
+        return json.dumps(data, sort_keys=True)
+
+    return value
+
+
+def replicate_runs(methods, datasets, output="scores"):
+    """Score files (or per-image CSVs: output="per_image") of `methods` on `datasets` for every training seed, seed
+    by seed, and the seed of each: the single run's where the seed is the config's."""
+    files, seeds = [], []
+    for seed in TRAINING_SEEDS:
+        for dataset in datasets:
+            for method in methods:
+                pattern = getattr(rules.score.output, output)
+                if seed != CFG.seed:
+                    pattern = getattr(rules.replicate_score.output, output)
+                files.append(
+                    pattern.format(method=method, dataset=dataset, replicate=seed)
+                )
+                seeds.append(seed)
+    return files, seeds
+
+
+def ablation_replicate_runs(wildcards, output="scores"):
+    """`replicate_runs` of an ablation table's variants on evaluation.ablation_datasets."""
+    methods = [sonic_method(v) for v in ABLATION_VARIANTS[wildcards.table]]
+    return replicate_runs(methods, ABLATION_DATASETS, output)

@@ -164,3 +164,21 @@ def test_an_unset_fid_network_is_an_error_not_a_fallback():
     part = config.from_settings(json.dumps({"models": {"sd": "x", "clap": None, "clip_eval": "c", "clip_ais": "c"}}))
     with pytest.raises(config.ConfigError, match="reads models.fid_features"):  # a rule that did not declare it
         part.models.fid_network(part.source)
+
+
+def test_replicates_name_their_training_seeds_and_bad_values_are_errors():
+    """evaluation.replicates: the config's seed first (the single run), then the next ones; a count below 1 or an
+    unknown ablation table is an error naming the key."""
+    cfg = config.from_dict(demo_config())
+    assert cfg.evaluation.replicates.training_seeds(cfg.seed) == [0, 1, 2]
+    assert cfg.evaluation.replicates.ablation_tables == ("table4",)
+    data = demo_config()
+    data["seed"] = 7
+    data["evaluation"]["replicates"] = {"seeds": 2}
+    cfg = config.from_dict(data)
+    assert cfg.evaluation.replicates.training_seeds(cfg.seed) == [7, 8]
+    assert cfg.evaluation.replicates.ablation_tables == ("table4",)  # the default where left out
+    for bad in ({"seeds": 0}, {"ablation_tables": ["table5"]}, {"seed": 3}):
+        data["evaluation"]["replicates"] = bad
+        with pytest.raises(config.ConfigError, match="evaluation.replicates"):
+            config.from_dict(data, "cfg.yaml")

@@ -119,6 +119,44 @@ def test_a_misspelt_dataset_or_variant_stops_the_workflow(tmp_path):
     assert "training.run_variants: 'ful' is not a variant" in text
 
 
+def test_replicates_train_every_table1_method_once_per_training_seed(tmp_path):
+    """`replicates` (evaluation.replicates: 3 seeds): one training job per training seed, dataset and Table 1 method
+    (stage 1 and stage 2 for SonicDiffusion), the config's seed being the single run's folders, the others
+    results/replicates/seed<seed>/; `ablations_replicates` adds Table 4's variants on the ablation datasets."""
+    import json
+    import shlex
+    from collections import Counter
+
+    out = snakemake(tmp_path, "-n", "-p", "replicates")
+    assert out.returncode == 0, out.stderr[-3000:]
+    text = out.stdout + out.stderr
+    jobs = Counter()
+    for command in re.findall(r"Shell command: (sonic train .*)", text):
+        words = shlex.split(command.split(" > ")[0])
+        stage, settings = words[2], json.loads(words[words.index("--settings") + 1])
+        dataset = Path(words[words.index("--manifest") + 1]).parent.name
+        out_dir = words[words.index("--out") + 1]
+        seed = settings["seed"]
+        assert out_dir.startswith("results/train/" if seed == 0 else f"results/replicates/seed{seed}/train/"), command
+        method = {"stage1": "stage1", "stage2": "SonicDiffusion", "audiotoken": "AudioToken", "gluegen": "GlueGen"}
+        jobs[(seed, dataset, method[stage])] += 1
+    expected = {(seed, d, m) for seed in (0, 1, 2) for d in DATASETS
+                for m in ("stage1", "SonicDiffusion", "AudioToken", "GlueGen")}
+    assert set(jobs) == expected and set(jobs.values()) == {1}, jobs
+    counts = job_counts(text)
+    assert counts["replicate_generate"] == 2 * 3 * len(DATASETS) and counts["replicate_score_table1"] == 2 * 3
+    assert counts["generate_eval"] == 3 * len(DATASETS) and counts["table1_replicates"] == 1
+    assert "--training-seeds " + " ".join(str(s) for s in (0, 1, 2) for _ in range(3 * len(DATASETS))) in text
+
+    out = snakemake(tmp_path, "-n", "ablations_replicates")
+    assert out.returncode == 0, out.stderr[-3000:]
+    counts = job_counts(out.stdout + out.stderr)
+    # Table 4 (full, no_stage1, projector_frozen_stage2, single_token) on landscape and greatest_hits, seeds 1 and 2;
+    # single_token has its own stage 1, projector_frozen_stage2 shares full's, no_stage1 has none
+    assert counts["replicate_stage2"] == 4 * 2 * 2 and counts["replicate_stage1"] == 2 * 2 * 2
+    assert counts["replicate_score"] == 3 * 2 * 2 and counts["ablation_table_replicates"] == 1
+
+
 def paper_dry_run(tmp_path: Path, *targets: str, overlay: Path | None = None) -> str:
     """A dry run on the paper configuration (plus ``overlay``); the real model folders and files are stood in for
     by empty ones."""

@@ -121,6 +121,16 @@ def table(kind: str, scores: list[str], out_csv: str, out_md: str, paper: str | 
     write_table(scores, kind, out_csv, out_md, paper, title, per_image, samples, level)
 
 
+def replicates(kind: str, scores: list[str], per_image: list[str], seeds: list[int], out_csv: str, out_summary: str,
+               out_md: str, title: str = "", samples: int = 2000, level: float = 0.95) -> None:
+    """A table across training seeds (README, "Replicates (training seeds)"): ``scores[i]`` and ``per_image[i]`` of
+    training seed ``seeds[i]``."""
+    from sonic.evaluation.replicates import write_replicates
+
+    _paired("evaluate replicates", scores=scores, per_image=per_image, training_seeds=seeds)
+    write_replicates(scores, per_image, seeds, kind, out_csv, out_summary, out_md, title, samples, level)
+
+
 def figures(cfg: Config, weights: str, manifest: str, generated: str, fig10: str, fig10_json: str, norms_csv: str,
             norms_png: str) -> None:
     """Paper Fig. 10 (one source edited along an interpolation between two audios of different classes and along
@@ -183,6 +193,10 @@ def run_evaluate(args) -> int:
     if args.step == "table":
         table(args.kind, args.scores, args.out, args.markdown, args.paper, args.title or "", args.per_image,
               args.bootstrap_samples, args.interval_level)
+        return 0
+    if args.step == "replicates":
+        replicates(args.kind, args.scores, args.per_image, args.training_seeds, args.out, args.summary, args.markdown,
+                   args.title or "", args.bootstrap_samples, args.interval_level)
         return 0
     if args.step == "guidance-choice":
         from sonic.evaluation.guidance import write_choice
@@ -301,6 +315,19 @@ def register(sub) -> None:
     q.add_argument("--out", required=True, help="CSV")
     q.add_argument("--markdown", required=True, help="Markdown")
     q.add_argument("--paper", help="folder of the paper's tables: show its numbers beside ours")
+    q.add_argument("--title")
+    q = steps.add_parser("replicates", help="a table across training seeds (CSV per seed, summary CSV, Markdown) "
+                                            "from score JSONs and per-image CSVs (README, \"Replicates\")")
+    q.add_argument("kind", choices=["table1", "table3", "table4", "tableS1"])
+    q.add_argument("--scores", nargs="+", required=True)
+    q.add_argument("--per-image", nargs="+", required=True, help="each score's per-image CSV, in order")
+    q.add_argument("--training-seeds", nargs="+", type=int, required=True,
+                   help="each score's training seed, in order")
+    q.add_argument("--bootstrap-samples", type=int, default=2000, help="(evaluation.bootstrap_samples)")
+    q.add_argument("--interval-level", type=float, default=0.95, help="(evaluation.interval_level)")
+    q.add_argument("--out", required=True, help="CSV: one row per dataset, method and training seed")
+    q.add_argument("--summary", required=True, help="CSV: one row per dataset and method")
+    q.add_argument("--markdown", required=True, help="Markdown")
     q.add_argument("--title")
     q = steps.add_parser("grid", help="report figure: generated images per method beside the ground-truth frames")
     q.add_argument("--manifest", required=True)

@@ -1,5 +1,5 @@
 """Scoring one method on one dataset (README, Evaluation): AIS, AIC, SAC, IIS and FID of a folder of generated images
-against the dataset's cached references (:mod:`sonic.evaluation.references`).
+against the dataset's cached references (:mod:`sonic.evaluation.references`), each with a bootstrap interval.
 
 Missing images are reported (count and names in the result), never silently skipped; the metrics are computed
 over the images present, and a folder with none is an error.
@@ -43,14 +43,17 @@ class ScoringModels:
 
 
 def score_images(cfg, refs: References, run: pd.DataFrame, label_names: list[str], size: int | None = None,
-                 models: ScoringModels | None = None) -> tuple[dict, pd.DataFrame]:
+                 models: ScoringModels | None = None, fid_interval: tuple[int, float] | None = None
+                 ) -> tuple[dict, pd.DataFrame]:
     """Metrics of the images listed in ``run`` (clip_id, seed, label, path) and a per-image table.
 
     AIS: ``clip_ais`` image embedding vs the Wav2CLIP embedding of the image's audio and of the other validation
     audios; IIS: ``clip_eval`` image embedding vs the ground-truth frame and the other validation frames; AIC:
     ``clip_eval`` zero-shot over the raw label strings; SAC: the references' shape classifier
     (:mod:`sonic.metrics.shape`, colour-blind) predicts the audio's label (NaN when the references have none); FID:
-    against the validation frames. ``models`` defaults to the config's (:meth:`ScoringModels.load`)."""
+    against the validation frames; with ``fid_interval`` = (samples, level) also ``FID_lo`` / ``FID_hi``, its bootstrap
+    interval over the images (:func:`sonic.metrics.bootstrap.fid_bootstrap`: the generated images by clip, the
+    validation frames one by one). ``models`` defaults to the config's (:meth:`ScoringModels.load`)."""
     from sonic.metrics.clip_scores import image_features, text_features
     from sonic.metrics.fid import fid_from_features
     from sonic.metrics.scores import ais_per_image, iis_per_image
@@ -74,19 +77,27 @@ def score_images(cfg, refs: References, run: pd.DataFrame, label_names: list[str
     else:
         predicted_shape = refs.shape.predict(images)
         sac = [float(p == t) for p, t in zip(predicted_shape, run["label"].astype(str))]
-    fid = fid_from_features(batched(models.fid_features, images), refs.fid)
+    generated_fid = batched(models.fid_features, images)
+    fid = fid_from_features(generated_fid, refs.fid)
     per_image = run[["clip_id", "seed", "label"]].assign(predicted=predicted, predicted_shape=predicted_shape,
                                                          AIS=ais.numpy(), IIS=iis.numpy(),
                                                          AIC=[float(h) for h in hits], SAC=sac)
     metrics = {"AIS": float(ais.mean()), "AIC": sum(hits) / len(hits), "SAC": sum(sac) / len(sac),
                "IIS": float(iis.mean()), "FID": fid}
+    if fid_interval:
+        from sonic.metrics.bootstrap import fid_bootstrap
+
+        samples, level = fid_interval
+        iv = fid_bootstrap(generated_fid.numpy(), refs.fid.numpy(), run["clip_id"].astype(str).tolist(), samples,
+                           level)
+        metrics |= {"FID_lo": iv.lo, "FID_hi": iv.hi}
     return metrics, per_image
 
 
 def intervals(per_image: pd.DataFrame, samples: int, level: float, seed: int = 0) -> dict[str, float | None]:
     """``<metric>_lo`` / ``<metric>_hi`` of AIS, AIC, SAC and IIS: the cluster-bootstrap interval over the
     evaluation clips (:func:`sonic.metrics.bootstrap.cluster_bootstrap`; a clip's seeds stay together); None for a
-    metric that was not measured (SAC without a shape classifier)."""
+    metric that was not measured (SAC without a shape classifier). FID's comes from :func:`score_images`."""
     from sonic.metrics.bootstrap import PER_IMAGE_METRICS, cluster_bootstrap
 
     out = {}
@@ -111,11 +122,12 @@ def score_run(cfg, manifest: str | Path, refs: References, folder: str | Path, m
         raise FileNotFoundError(f"{folder}: none of the {len(jobs)} expected images of {method} on {dataset} exist "
                                 f"(layout <clip_id>_<seed>.png, e.g. {jobs['clip_id'][0]}_0.png)")
     label_names = sorted(set(read_csv(manifest)["label"].astype(str)))
-    metrics, per_image = score_images(cfg, refs, run, label_names, cfg.generation.resolution, models)
+    ev = cfg.evaluation
+    metrics, per_image = score_images(cfg, refs, run, label_names, cfg.generation.resolution, models,
+                                      (ev.bootstrap_samples, ev.interval_level))
     from sonic.machine import describe
 
     made_on = Path(folder) / MACHINE_FILE
-    ev = cfg.evaluation
     shape = refs.shape
     result = {"dataset": dataset, "method": method, **{k: None if pd.isna(v) else v for k, v in metrics.items()},
               **intervals(per_image, ev.bootstrap_samples, ev.interval_level), "interval_level": ev.interval_level,

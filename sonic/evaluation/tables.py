@@ -2,7 +2,7 @@
 supplementary Table 1 (ablations: dataset x variant), Table 2 (editing), as CSV and Markdown.
 
 Each score file is the JSON written by :func:`sonic.evaluation.score.score_run` (dataset, method, variant, AIS,
-AIC, SAC, IIS, FID, the bootstrap intervals of AIS, AIC, SAC and IIS, SAC's ceiling on the real frames, images,
+AIC, SAC, IIS, FID, their bootstrap intervals (FID's over images, unpaired), SAC's ceiling on the real frames, images,
 missing, where the images were made). With the per-image CSVs, each row is compared with its dataset's reference
 row (SonicDiffusion; ablations: ``full``) by a paired bootstrap (:func:`paired_differences`). The Markdown version
 puts the paper's number beside each of ours when the paper's table is given (the paper profile); the paper's tables
@@ -46,7 +46,7 @@ def collect(score_files: list[str | Path], kind: str) -> pd.DataFrame:
         s = json.loads(Path(f).read_text())
         name = s.get(key) or s["method"]
         extra = {k: s[k] for k in EDIT_COLUMNS if k in s}  # editing runs: structure preservation
-        bounds = {f"{m}_{b}": s[f"{m}_{b}"] for m in PER_IMAGE for b in ("lo", "hi") if f"{m}_{b}" in s}
+        bounds = {f"{m}_{b}": s[f"{m}_{b}"] for m in METRICS for b in ("lo", "hi") if f"{m}_{b}" in s}
         made_on = s.get("generated_on")
         metrics = {m: s.get(m) if m in NEWER else s[m] for m in METRICS}
         rows.append({"dataset": s["dataset"], key: rename.get(name, name), **metrics, **bounds,
@@ -111,9 +111,9 @@ def _ours(row: dict, metric: str) -> str:
     value = row[metric]
     if pd.isna(value):
         return "–"
-    if metric == "FID":
-        return f"{value:.1f}"
     lo, hi = row.get(f"{metric}_lo"), row.get(f"{metric}_hi")
+    if metric == "FID":
+        return f"{value:.1f}" if lo is None or pd.isna(lo) else f"{value:.1f} [{lo:.1f}, {hi:.1f}]"
     if lo is None or pd.isna(lo):
         return f"{value:.4f}"
     return f"{value:.3f} [{lo:.3f}, {hi:.3f}]{_mark(row, metric)}"
@@ -147,10 +147,16 @@ def markdown(table: pd.DataFrame, kind: str, paper: pd.DataFrame | None = None, 
         more = ["–" if pd.isna(row[c]) else f"{row[c]:.4f}" for c in extra]
         lines.append("| " + " | ".join([row["dataset"], label(row[key]), *cells, images, *more]) + " |")
     notes = []
+    level = f"{round(100 * interval_level)} %"
     if any(f"{m}_lo" in table.columns for m in PER_IMAGE):
-        level = f"{round(100 * interval_level)} %"
         notes.append(f"AIS, AIC, SAC, IIS: value [{level} bootstrap interval over the evaluation clips, a clip's "
-                     "images together]. FID has no interval; it is computed on the images counted in `images`.")
+                     "images together].")
+        if "FID_lo" not in table.columns or table["FID_lo"].isna().all():
+            notes.append("FID has no interval; it is computed on the images counted in `images`.")
+    if "FID_lo" in table.columns and table["FID_lo"].notna().any():
+        notes.append(f"FID: value [{level} bootstrap interval over the images (the generated ones by clip, the real "
+                     "frames one by one): its scatter at the image counts of `images`, not an interval for the FID of "
+                     "unlimited images, which a finite set overestimates]; unpaired, so without ▲ / ▼.")
     if "SAC" in table.columns and table["SAC"].notna().any():
         real = table.drop_duplicates("dataset").reindex(columns=["dataset", "SAC_real"]).dropna()
         ceiling = ", ".join(f"{d} {v:.3f}" for d, v in zip(real["dataset"], real["SAC_real"]))

@@ -5,7 +5,8 @@ with the evaluation CLIPs and Wav2CLIP and scores them, ``fid`` wraps torchmetri
 feature network, ``clip_scores`` the CLIP features and zero-shot labels the quality checks share
 (torchmetrics is imported by the functions that use it), ``shape`` the shape classifier of SAC (not imported
 here: it needs scikit-image, which only the evaluation and training environments carry), ``saturation`` the clipped
-share of 8-bit values at 0 or 255 (the guidance sweep's measure of over-saturation).
+share of 8-bit values at 0 or 255 (the guidance sweep's measure of over-saturation), ``bootstrap`` the intervals (over
+evaluation clips; FID's over images) and ``replicates`` the comparison of methods across training seeds.
 """
 
 from sonic.metrics.fid import ClipImageFeatures, fid

@@ -205,6 +205,7 @@ def test_one_score_call_for_several_methods_equals_one_call_each(tmp_path, clip_
         assert json.loads((tmp_path / f"{method}.json").read_text()) == json.loads((tmp_path / "one.json").read_text())
         assert result == alone and result["method"] == method and result["images"] == 6
         assert 0 <= result["SAC_lo"] <= result["SAC"] <= result["SAC_hi"] <= 1
+        assert 0 <= result["FID_lo"] <= result["FID"] <= result["FID_hi"]  # the bootstrap over images
         assert (result["SAC_real"], result["chance_SAC"]) == (0.5, 1 / 3)
     assert (together[0]["variant"], "variant" in together[1]) == ("full", False)
     per_image = read_csv(tmp_path / "GlueGen.csv")
@@ -339,3 +340,14 @@ def test_tables_show_intervals_and_mark_paired_differences(tmp_path):
     assert "colour alone cannot meet it" in md and "SAC's ceiling: ravdess 0.900" in md
     with pytest.raises(ValueError, match="per-image files"):
         tables.write_table(files, "table1", tmp_path / "t.csv", tmp_path / "t.md", per_image_files=[ref])
+
+
+def test_fid_shows_its_bootstrap_interval_without_a_mark(tmp_path):
+    files = [score_file(tmp_path / "a.json", "ravdess", "SonicDiffusion", "full", FID=45.1, FID_lo=40.0, FID_hi=50.2,
+                        AIC_lo=0.4, AIC_hi=0.6),
+             score_file(tmp_path / "b.json", "ravdess", "GlueGen", FID=80.0, FID_lo=75.0, FID_hi=85.0)]
+    tables.write_table(files, "table1", tmp_path / "t.csv", tmp_path / "t.md")
+    assert read_csv(tmp_path / "t.csv")["FID_hi"].tolist() == [50.2, 85.0]
+    md = (tmp_path / "t.md").read_text()
+    assert "| 45.1 [40.0, 50.2] | 10 |" in md and "| 80.0 [75.0, 85.0] | 10 |" in md
+    assert "bootstrap interval over the images" in md and "FID has no interval" not in md

@@ -12,9 +12,13 @@ reads SD-1.4. Recipe, each choice a :class:`SdSettings` field or written here:
   mid-block attention, and a crop costs a quarter of a frame). After training, ``quant_conv`` and
   ``post_quant_conv`` absorb a per-channel standardisation of the latent means and the posterior is made narrow
   (:func:`fix_posterior_std`), so a posterior sample is close to its mean, as with SD's VAE.
+  **The decoder learns on noisy latents** (``vae_decoder_noise``: Gaussian noise of a random level up to 0.4 x the
+  latent std, per sample): a decoder trained on exact posterior means turns the small errors of generated latents
+  into coloured speckle (noise of 0.1 x std already does); trained on noisy latents, it absorbs them.
 * **UNet**: an SD-1.x-shaped ``UNet2DConditionModel`` from the given architecture JSON (SD-1.4's block types and
-  counts, so layer numbering and Plug-and-Play indices hold; heads 1, 2, 4, 4, i.e. one head width of 32 at every
-  level, as SD-2.x keeps its head width constant) under SD-1.x's ``scaled_linear`` schedule
+  counts, so layer numbering and Plug-and-Play indices hold; widths 64, 64, 128, 128 and heads 2, 2, 4, 4, i.e. one
+  head width of 32 at every level, as SD-2.x keeps its head width constant; the 16x16 level is as wide as the next
+  because the classes differ there: a grain, an eyebrow) under SD-1.x's ``scaled_linear`` schedule
   (0.00085 .. 0.012, 1000 steps), with Min-SNR-gamma loss weights (Hang et al. 2023) for faster convergence.
   **Deviation: it predicts v** (Salimans & Ho 2022, as SD-2.x does; ``prediction_type`` in the scheduler config,
   which the pipeline and stage 2 follow) instead of SD-1.x's epsilon. With a few hundred CPU steps an epsilon
@@ -81,6 +85,7 @@ class SdSettings:
     kl_weight: float = 1e-6  # on the KL per latent element, against the per-pixel reconstruction loss
     vae_logvar_init: float = -6.0  # initial posterior log-variance (the logvar half of quant_conv starts constant)
     posterior_std: float = 0.05  # final posterior std in the standardised latent space (fix_posterior_std)
+    vae_decoder_noise: float = 0.4  # the decoder learns on latents + U(0, this) x latent std x N(0, 1) (train_vae)
     latent_std: float = 0.56  # std of the scaled latents the UNet sees (SD-1.4: ~1); see the module docstring
     # UNet
     unet_steps: int = 700
@@ -110,6 +115,8 @@ class SdSettings:
                      "latent_variants", "eval_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"sd.{name} must be >= 1, got {getattr(self, name)}")
+        if self.vae_decoder_noise < 0:
+            raise ValueError(f"sd.vae_decoder_noise must be >= 0, got {self.vae_decoder_noise}")
         for name in ("vae_steps", "unet_steps", "eval_seeds"):
             if getattr(self, name) < 0:
                 raise ValueError(f"sd.{name} must be >= 0, got {getattr(self, name)}")
@@ -361,6 +368,9 @@ def train_vae(images: torch.Tensor, settings: SdSettings, work_dir: str | Path |
         ]) * 2 - 1  # (B, 3, crop, crop) in [-1, 1]
         posterior = model.encode(x).latent_dist
         z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=gen)
+        if s.vae_decoder_noise > 0:  # a decoder that tolerates the small errors of generated latents
+            level = torch.rand(len(z), 1, 1, 1, generator=gen) * s.vae_decoder_noise * z.detach().std()
+            z = z + level * torch.randn(z.shape, generator=gen)
         rec = model.decode(z).sample
         kl = posterior.kl().mean() / posterior.mean[0].numel()  # per latent element
         l1, l2 = (rec - x).abs().mean(), (rec - x).pow(2).mean()
