@@ -16,9 +16,8 @@ reads SD-1.4. Recipe, each choice a :class:`SdSettings` field or written here:
   latent std, per sample): a decoder trained on exact posterior means turns the small errors of generated latents
   into coloured speckle (noise of 0.1 x std already does); trained on noisy latents, it absorbs them.
 * **UNet**: an SD-1.x-shaped ``UNet2DConditionModel`` from the given architecture JSON (SD-1.4's block types and
-  counts, so layer numbering and Plug-and-Play indices hold; widths 64, 64, 128, 128 and heads 2, 2, 4, 4, i.e. one
-  head width of 32 at every level, as SD-2.x keeps its head width constant; the 16x16 level is as wide as the next
-  because the classes differ there: a grain, an eyebrow) under SD-1.x's ``scaled_linear`` schedule
+  counts, so layer numbering and Plug-and-Play indices hold; heads 1, 2, 4, 4, i.e. one head width of 32 at every
+  level, as SD-2.x keeps its head width constant) under SD-1.x's ``scaled_linear`` schedule
   (0.00085 .. 0.012, 1000 steps), with Min-SNR-gamma loss weights (Hang et al. 2023) for faster convergence.
   **Deviation: it predicts v** (Salimans & Ho 2022, as SD-2.x does; ``prediction_type`` in the scheduler config,
   which the pipeline and stage 2 follow) instead of SD-1.x's epsilon. With a few hundred CPU steps an epsilon
