@@ -13,6 +13,12 @@ from sonic import (
     config as sonic_config,
     variants,
 )  # noqa: E402  (plain Python, no torch)
+from sonic.data.datasets import (  # noqa: E402  (plain Python, no torch)
+    PAPER_FORMATS,
+    DatasetSpec,
+    check_config,
+    has_labels,
+)
 from sonic.methods import (  # noqa: E402
     ABLATION_VARIANTS,
     COMPETITORS,
@@ -21,6 +27,7 @@ from sonic.methods import (  # noqa: E402
     RELEASE,
     RELEASE_ENCODER,
     TABLE1_TRAINED,
+    TABLE1_UNLABELLED,
     competitor_key,
     sonic_method,
 )
@@ -58,6 +65,21 @@ DATA = CFG.data
 DATASETS = sorted(DATA.datasets)
 SHARDS = list(range(DATA.shards))
 
+# Datasets without labels (a `folder` whose videos sit directly under its root; docs/own_videos.md): SonicDiffusion
+# trains and AIS, IIS and FID are scored; the label-conditioned competitors, editing (Table 2), the guidance sweep and
+# the replicates are left out. Read from the folders at parse time, as the jobs of a dataset depend on it.
+SPECS = {d: DatasetSpec.from_config(d, DATA.datasets[d]) for d in DATASETS}
+for _spec in SPECS.values():
+    try:
+        check_config(_spec)  # e.g. a vggsound dataset's `labels` against its CSV
+    except sonic_config.ConfigError as err:
+        raise sonic_config.ConfigError(f"{CFG.source}: {err}") from None
+LABELLED = [d for d in DATASETS if has_labels(SPECS[d])]
+UNLABELLED = [d for d in DATASETS if d not in LABELLED]
+# the paper's formats, which the demo's synthetic world writes and its miniature models are pretrained on; datasets
+# of your own (folder, vggsound) are read from their roots and never change the shared miniature models
+SYNTH_DATASETS = [d for d in DATASETS if SPECS[d].format in PAPER_FORMATS]
+
 
 def results(*parts):
     """A path under the configured results folder."""
@@ -86,10 +108,18 @@ LOOP = [
 
 
 def raw_input(wildcards):
-    """Demo profile: the synthetic copy of the dataset; paper profile: nothing (the native copy exists)."""
-    if DATA.synth.size:
+    """Demo profile: the synthetic copy of the dataset; paper profile and datasets of your own: nothing (the native
+    copy exists)."""
+    if DATA.synth.size and wildcards.dataset in SYNTH_DATASETS:
         return rules.synth.output.root.format(dataset=wildcards.dataset)
     return []
+
+
+def split_lists(wildcards):
+    """The `file` split's lists of the dataset (data.split: file), read by its manifest and its check."""
+    if DATA.split != "file":
+        return []
+    return list((DATA.split_files(wildcards.dataset) or {}).values())
 
 
 def model_input(key):
@@ -103,6 +133,11 @@ def model_input(key):
 
 
 PRETRAIN = CFG.pretrain.enabled
+if PRETRAIN and not SYNTH_DATASETS:
+    raise sonic_config.ConfigError(
+        f"{CFG.source}: pretrain.enabled trains the miniature models on the synthetic world, but data.datasets has "
+        f"none of its formats ({', '.join(PAPER_FORMATS)}); keep the demo's datasets beside your own"
+    )
 # Rehearsal: what `sonic rehearse models` writes (folders, then files), each location `models` names once
 RANDOM_MODEL_DIRS = sorted(
     {
@@ -176,6 +211,8 @@ EVALUATION = CFG.evaluation
 EXTERNAL = EVALUATION.external or {}
 EXTERNAL_METHODS = list(EXTERNAL.get("methods") or [])
 TABLE1_METHODS = list(TABLE1_TRAINED) + EXTERNAL_METHODS
+# a dataset without labels: no label-conditioned competitor
+TABLE1_UNLABELLED_METHODS = list(TABLE1_UNLABELLED) + EXTERNAL_METHODS
 ABLATION_TABLES = list(ABLATION_VARIANTS)
 ABLATION_DATASETS = list(EVALUATION.ablation_datasets or DATASETS)
 PAPER_TABLES = ["--paper", EVALUATION.paper_tables] if EVALUATION.paper_tables else []
@@ -203,8 +240,10 @@ RELEASE_FEATURES = {
 
 
 def table1_methods(dataset):
-    """Table 1's methods of one dataset: the trained ones and external systems, and the release where named."""
-    return TABLE1_METHODS + ([RELEASE] if dataset in RELEASE_FILES else [])
+    """Table 1's methods of one dataset: the trained ones (without labels: not the label-conditioned competitors)
+    and external systems, and the release where named."""
+    methods = TABLE1_METHODS if dataset in LABELLED else TABLE1_UNLABELLED_METHODS
+    return methods + ([RELEASE] if dataset in RELEASE_FILES else [])
 
 
 def edit_methods(dataset):
@@ -276,6 +315,7 @@ def method_images(wildcards):
 
 # Guidance, measured (README; rules/evaluate.smk: guidance_sweep, guidance_choice, the `guidance` target).
 GUIDANCE_SWEEP = EVALUATION.guidance_sweep
+GUIDANCE_DATASETS = LABELLED  # its rule chooses by SAC, which needs labels
 
 
 def guidance_weights(wildcards):
@@ -316,7 +356,12 @@ EDIT_RUN_KEYS = [
         "source_branch",
     )
 ]
-EDIT_DATASETS = list(EDITING.datasets or DATASETS)
+EDIT_DATASETS = list(EDITING.datasets or LABELLED)
+if set(EDIT_DATASETS) & set(UNLABELLED):
+    raise sonic_config.ConfigError(
+        f"{CFG.source}: editing.datasets names {sorted(set(EDIT_DATASETS) & set(UNLABELLED))}, which have no labels "
+        "(videos directly under the root); Table 2 needs them (the PnP baseline's prompt, the edits' AIC and SAC)"
+    )
 
 
 wildcard_constraints:

@@ -81,11 +81,7 @@ rule manifest:
             rules.extract_shard.output.shard, dataset=w.dataset, shard=SHARDS
         ),
         index_rejects=rules.index_dataset.output.rejects,
-        split_lists=lambda w: (
-            list((DATA.split_files(w.dataset) or {}).values())
-            if DATA.split == "file"
-            else []
-        ),
+        split_lists=split_lists,
     output:
         manifest=results("data", "{dataset}", "manifest.csv"),
         rejects=results("data", "{dataset}", "rejects.csv"),
@@ -111,3 +107,46 @@ rule manifest:
         "sonic data manifest --settings {params.settings:q} --dataset {wildcards.dataset:q} --shard-dirs {input.shards:q} "
         "--index-rejects {input.index_rejects:q} --out {output.manifest:q} --rejects {output.rejects:q} "
         "> {log:q} 2>&1"
+
+
+# `sonic data check` (docs/own_videos.md): what each dataset would give, without extracting: per label the videos,
+# duration and clips, every unusable file with its reason, the split's sizes. Fails when nothing usable is there.
+# Target `check` (all datasets), outside `all`.
+rule data_check:
+    input:
+        raw=raw_input,
+        split_lists=split_lists,
+    output:
+        report=results("data", "{dataset}", "check.txt"),
+    log:
+        results("logs", "data", "{dataset}_check.log"),
+    benchmark:
+        results("benchmarks", "data", "{dataset}_check.tsv")
+    conda:
+        "../envs/data.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    params:
+        settings=settings(
+            "seed",
+            "audio_encoder.sample_rate",
+            "data.datasets.{dataset}",
+            "data.segment_seconds",
+            "data.min_clip_seconds",
+            "data.min_hits",
+            "data.silence_dbfs",
+            "data.frame_size",
+            "data.split",
+            "data.val_fraction",
+            "data.eval_audios_per_class",
+        ),
+    shell:
+        "sonic data check --settings {params.settings:q} --dataset {wildcards.dataset:q} "
+        "--out {output.report:q} --threads {threads} > {log:q} 2>&1"
+
+
+rule check:
+    input:
+        expand(rules.data_check.output.report, dataset=DATASETS),

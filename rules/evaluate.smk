@@ -178,6 +178,8 @@ rule score_table1:
         results("logs", "scores", "table1_{dataset}.log"),
     benchmark:
         results("benchmarks", "scores", "table1_{dataset}.tsv")
+    wildcard_constraints:
+        dataset=one_of(LABELLED),
     conda:
         "../envs/evaluate.yaml"
     threads: 1
@@ -202,6 +204,28 @@ rule score_table1:
         "--dataset {wildcards.dataset:q} --manifest {input.manifest:q} --references {input.references:q} "
         "--references-index {input.index:q} --images {input.images:q} --out {output.scores:q} "
         "--per-image {output.per_image:q} --threads {threads} > {log:q} 2>&1"
+
+
+# a dataset without labels: Table 1 without the label-conditioned competitors (rules/common.smk, UNLABELLED)
+use rule score_table1 as score_table1_unlabelled with:
+    input:
+        manifest=rules.manifest.output.manifest,
+        references=rules.eval_references.output.references,
+        index=rules.eval_references.output.index,
+        images=lambda w: [images_of(m, w.dataset) for m in TABLE1_UNLABELLED_METHODS],
+    output:
+        scores=expand(
+            results("scores", "{method}", "{{dataset}}.json"),
+            method=TABLE1_UNLABELLED_METHODS,
+        ),
+        per_image=expand(
+            results("scores", "{method}", "{{dataset}}_images.csv"),
+            method=TABLE1_UNLABELLED_METHODS,
+        ),
+    wildcard_constraints:
+        dataset=one_of(UNLABELLED),
+    params:
+        methods=TABLE1_UNLABELLED_METHODS,
 
 
 rule table1:
@@ -331,7 +355,7 @@ rule guidance_sweep:
     benchmark:
         results("benchmarks", "guidance", "{dataset}.tsv")
     wildcard_constraints:
-        dataset=one_of(DATASETS),
+        dataset=one_of(GUIDANCE_DATASETS),
     conda:
         "../envs/evaluate.yaml"
     threads: TRAINING.threads
@@ -362,7 +386,7 @@ rule guidance_sweep:
 
 rule guidance_choice:
     input:
-        sweeps=expand(rules.guidance_sweep.output.csv, dataset=DATASETS),
+        sweeps=expand(rules.guidance_sweep.output.csv, dataset=GUIDANCE_DATASETS),
     output:
         json=results("figures", "guidance_choice.json"),
         md=results("figures", "guidance.md"),

@@ -1,13 +1,13 @@
 # Miniature pretrained models (demo profile; README, "Miniature pretrained models"), trained on the synthetic
-# world and written to the locations that `models` names, in the formats the paper profile loads. Off when
-# pretrain.enabled is false.
+# world (the datasets of the paper's formats, SYNTH_DATASETS: datasets of your own never change them) and written to
+# the locations that `models` names, in the formats the paper profile loads. Off when pretrain.enabled is false.
 
 
 if PRETRAIN:
 
     rule train_clip:
         input:
-            manifests=expand(rules.manifest.output.manifest, dataset=DATASETS),
+            manifests=expand(rules.manifest.output.manifest, dataset=SYNTH_DATASETS),
         output:
             model=directory(CFG.models.clip_eval),
         log:
@@ -29,7 +29,7 @@ if PRETRAIN:
 
     rule train_clap:
         input:
-            manifests=expand(rules.manifest.output.manifest, dataset=DATASETS),
+            manifests=expand(rules.manifest.output.manifest, dataset=SYNTH_DATASETS),
         output:
             model=directory(CFG.models.clap),
         log:
@@ -50,7 +50,7 @@ if PRETRAIN:
 
     rule train_wav2clip:
         input:
-            manifests=expand(rules.manifest.output.manifest, dataset=DATASETS),
+            manifests=expand(rules.manifest.output.manifest, dataset=SYNTH_DATASETS),
             clip=rules.train_clip.output.model,
         output:
             model=CFG.models.wav2clip,
@@ -72,7 +72,7 @@ if PRETRAIN:
 
     rule train_fid:
         input:
-            manifests=expand(rules.manifest.output.manifest, dataset=DATASETS),
+            manifests=expand(rules.manifest.output.manifest, dataset=SYNTH_DATASETS),
         output:
             model=directory(CFG.models.fid_features),
         log:
@@ -93,7 +93,7 @@ if PRETRAIN:
 
     rule train_blip2:
         input:
-            manifests=expand(rules.manifest.output.manifest, dataset=DATASETS),
+            manifests=expand(rules.manifest.output.manifest, dataset=SYNTH_DATASETS),
         output:
             model=directory(CFG.models.blip2),
         log:
@@ -114,7 +114,7 @@ if PRETRAIN:
 
     rule train_sd:
         input:
-            manifests=expand(rules.manifest.output.manifest, dataset=DATASETS),
+            manifests=expand(rules.manifest.output.manifest, dataset=SYNTH_DATASETS),
             clip=rules.train_clip.output.model,
             architecture=CFG.models.unet_config,
         output:

@@ -1,6 +1,6 @@
 # Replicates (README, "Replicates (training seeds)"): Table 1's trained methods and the variants of
 # evaluation.replicates.ablation_tables, retrained with each training seed (`seed` + 1, ...) under
-# results/replicates/seed<seed>/, generated and scored by the single run's rules (`use rule`: the same commands,
+# results/replicates/seed<seed>/ (Table 1's on the datasets with labels), generated and scored by the single run's rules (`use rule`: the same commands,
 # threads and resources; only `seed` differs in the training settings), then the tables across seeds. The config's
 # own seed is the single run (results/train, results/scores), reused. Targets `replicates` and
 # `ablations_replicates`, outside `all`.
@@ -95,8 +95,8 @@ use rule score_table1 as replicate_score_table1 with:
 
 rule table1_replicates:
     input:
-        scores=replicate_runs(TABLE1_TRAINED, DATASETS)[0],
-        per_image=replicate_runs(TABLE1_TRAINED, DATASETS, "per_image")[0],
+        scores=replicate_runs(TABLE1_TRAINED, LABELLED)[0],
+        per_image=replicate_runs(TABLE1_TRAINED, LABELLED, "per_image")[0],
     output:
         csv=report(
             results("table1_replicates.csv"),
@@ -112,7 +112,7 @@ rule table1_replicates:
     conda:
         "../envs/evaluate.yaml"
     params:
-        seeds=replicate_runs(TABLE1_TRAINED, DATASETS)[1],
+        seeds=replicate_runs(TABLE1_TRAINED, LABELLED)[1],
         intervals=INTERVALS,
     shell:
         "sonic evaluate replicates table1 --scores {input.scores:q} --per-image {input.per_image:q} "

@@ -11,6 +11,9 @@ from __future__ import annotations
 SONIC = "SonicDiffusion"
 COMPETITORS = ("AudioToken", "GlueGen")  # trained here (sonic.competitors), on the same frozen SD and CLAP cache
 TABLE1_TRAINED = (SONIC,) + COMPETITORS  # Table 1's methods generated here (plus evaluation.external's)
+# trained on prompts made of the clip's label ("a photo of {label}"), so not on a dataset without labels
+LABEL_CONDITIONED = ("GlueGen",)
+TABLE1_UNLABELLED = tuple(m for m in TABLE1_TRAINED if m not in LABEL_CONDITIONED)  # Table 1 without labels
 EDIT_METHODS = (SONIC, "PnP") + COMPETITORS  # Table 2
 RELEASE = "SonicDiffusion_release"  # the authors' released weights, in Tables 1 and 2 of the datasets they cover
 LABELS = {RELEASE: "SonicDiffusion (release)"}  # how the Markdown tables name a method id

@@ -14,12 +14,12 @@ BIN = Path(sys.executable).parent
 DATASETS = ("greatest_hits", "landscape", "ravdess")
 
 
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+def snakemake(workdir: Path, *args: str, overlays: tuple[Path, ...] = ()) -> subprocess.CompletedProcess:
     # the venv's bin/ is not on PATH: the rules find `sonic` beside Snakemake's Python (rules/common.smk)
     env = os.environ | {"PATH": os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep)
                                                 if Path(p) != BIN)}
     cmd = [str(BIN / "snakemake"), *args, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--cores", "2",
-           "--configfile", str(ROOT / "config.yaml"), str(ROOT / "workflow/configs/smoke.yaml")]
+           "--configfile", str(ROOT / "config.yaml"), str(ROOT / "workflow/configs/smoke.yaml"), *map(str, overlays)]
     return subprocess.run(cmd, capture_output=True, text=True, env=env)
 
 
@@ -256,17 +256,28 @@ def test_paper_profile_dry_runs_every_table(tmp_path):
         assert "gpu=1" in block, rule
 
 
-def test_smoke_dag_to_table1(tmp_path):
+@pytest.fixture(scope="module")
+def smoke_table1(tmp_path_factory):
+    """The whole DAG at smoke size, from nothing to results/table1.csv and the guidance sweep (built once: the
+    datasets of your own are added to it below)."""
+    import time
+
+    workdir = tmp_path_factory.mktemp("smoke_table1")
+    start = time.perf_counter()
+    out = snakemake(workdir, "results/table1.csv", "guidance")
+    elapsed = time.perf_counter() - start
+    assert out.returncode == 0, out.stderr[-3000:]
+    print(f"smoke DAG to table1 and guidance: {elapsed:.0f} s")
+    return workdir
+
+
+def test_smoke_dag_to_table1(smoke_table1):
     """The whole DAG at smoke size, from nothing to results/table1.csv (synthetic data, miniature models,
     training, competitors, generation, scoring), and in the same run the guidance sweep (`guidance`), which reuses
     Table 1's trained weights and references."""
     import json
-    import time
 
-    start = time.perf_counter()
-    out = snakemake(tmp_path, "results/table1.csv", "guidance")
-    elapsed = time.perf_counter() - start
-    assert out.returncode == 0, out.stderr[-3000:]
+    tmp_path = smoke_table1
     table = pd.read_csv(tmp_path / "results/table1.csv")
     assert sorted(table["dataset"].unique()) == sorted(DATASETS)
     assert sorted(table["method"].unique()) == ["AudioToken", "GlueGen", "SonicDiffusion"]
@@ -275,7 +286,6 @@ def test_smoke_dag_to_table1(tmp_path):
     assert table["SAC_real"].between(0, 1).all()  # the shape classifier of each dataset's references, on real frames
     assert (table["FID"] >= 0).all() and (table["images"] > 0).all() and (table["missing"] == 0).all()
     assert "| dataset | method | AIS | AIC | SAC | IIS | FID | images |" in (tmp_path / "results/table1.md").read_text()
-    print(f"smoke DAG to table1 and guidance: {elapsed:.0f} s")
     # the guidance sweep (workflow/configs/smoke.yaml: scales 1 and 3, one train clip per class) and its choice
     for dataset in DATASETS:
         sweep = pd.read_csv(tmp_path / f"results/figures/guidance_{dataset}.csv")
@@ -295,3 +305,95 @@ def test_smoke_dag_to_table1(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     html = report.read_text(errors="replace")
     assert "table1.csv" in html and "loss.png" in html
+
+
+def test_own_datasets_join_table1(smoke_table1):
+    """Datasets of your own (docs/own_videos.md) added to the smoke run: the synthetic world's videos re-laid as a
+    `folder` without labels and a `vggsound` list (the labelled `folder` runs the Landscape path; its layout is
+    tested in tests/data). results/table1.csv gains their rows (the one without labels: SonicDiffusion and
+    AudioToken with AIS, IIS and FID, no AIC, and the footer saying why) while the demo's datasets and the shared
+    miniature models are not rebuilt; the check rule reports the folder."""
+    import time
+
+    import yaml
+
+    from tests.data.fixtures import own_datasets_from_world
+
+    workdir = smoke_table1
+    own = own_datasets_from_world(workdir / "results/raw", workdir / "own")
+    del own["own_folder"]
+    overlay = workdir / "own.yaml"
+    overlay.write_text(yaml.safe_dump({"data": {"datasets": own}}, allow_unicode=True))
+    before = (workdir / "results/demo/models/sd/unet/diffusion_pytorch_model.safetensors").stat().st_mtime
+    start = time.perf_counter()
+    out = snakemake(workdir, "results/table1.csv", "results/data/own_unlabelled/check.txt", overlays=(overlay,))
+    print(f"two own datasets added to the smoke table1: {time.perf_counter() - start:.0f} s")
+    assert out.returncode == 0, out.stderr[-3000:]
+    counts = job_counts(out.stdout + out.stderr)
+    # only the new datasets' jobs (and the table): no synthesis, no pretraining
+    assert counts["train_stage2"] == 2 and counts["train_competitor"] == 3 and counts["data_check"] == 1, counts
+    assert not {"synth", "train_sd", "train_clip", "train_clap", "train_fid", "train_wav2clip"} & set(counts)
+    assert (workdir / "results/demo/models/sd/unet/diffusion_pytorch_model.safetensors").stat().st_mtime == before
+
+    table = pd.read_csv(workdir / "results/table1.csv")
+    methods = table.groupby("dataset")["method"].apply(sorted).to_dict()
+    for dataset in DATASETS + ("own_vggsound",):
+        assert methods[dataset] == ["AudioToken", "GlueGen", "SonicDiffusion"], dataset
+    assert methods["own_unlabelled"] == ["AudioToken", "SonicDiffusion"]
+    unlabelled = table[table["dataset"] == "own_unlabelled"]
+    assert unlabelled["AIC"].isna().all() and unlabelled["SAC"].isna().all()
+    for metric in ("AIS", "IIS"):
+        assert table[metric].between(0, 1).all(), metric
+    assert (table["FID"] >= 0).all() and (table["images"] > 0).all() and (table["missing"] == 0).all()
+    labelled = table[table["dataset"] != "own_unlabelled"]
+    assert labelled["AIC"].between(0, 1).all()
+    md = (workdir / "results/table1.md").read_text()
+    assert "own_unlabelled: no labels (the videos sit directly under the dataset's root)" in md
+
+    manifest = pd.read_csv(workdir / "results/data/own_vggsound/manifest.csv")
+    assert set(manifest["label"]) == {"fire crackling, popping", "underwater bubbling", "wind noise"}
+    assert manifest["label"].isna().sum() == 0 and len(manifest) == 9
+    rejects = pd.read_csv(workdir / "results/data/own_vggsound/rejects.csv")
+    reasons = dict(zip(rejects["source"].str.rsplit("/", n=1).str[-1], rejects["reason"]))
+    assert reasons["vggsound.csv:gone0000000_000020"].startswith("line 10 (wind noise, train): no file")
+    assert reasons["unlisted000_000000.mp4"].startswith("not listed in")
+    assert pd.read_csv(workdir / "results/data/own_unlabelled/manifest.csv")["label"].isna().all()
+    check = (workdir / "results/data/own_unlabelled/check.txt").read_text()
+    assert re.search(r"OK: \d+ clips from 7 videos \(no labels\) would be extracted", check), check
+
+
+def test_a_dataset_without_labels_leaves_out_the_label_conditioned_jobs(tmp_path):
+    """A `folder` whose videos sit directly under its root (told from the files at parse time): SonicDiffusion and
+    AudioToken are trained and scored, GlueGen is not; its datasets' Table 2 is a config error; a vggsound dataset's
+    unknown `labels` too, naming the closest label (dry runs)."""
+    import yaml
+
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    for name in ("a.mp4", "b.mov"):
+        (loose / name).write_bytes(b"\x00")  # the DAG is laid out from the names; nothing is read
+    vgg = tmp_path / "vgg"
+    (vgg / "video").mkdir(parents=True)
+    (vgg / "vggsound.csv").write_text('x,0,"dog barking, growling",train\n')
+    datasets = {"mine": {"format": "folder", "root": str(loose)},
+                "vgg": {"format": "vggsound", "root": str(vgg / "video"), "csv": str(vgg / "vggsound.csv")}}
+    overlay = tmp_path / "own.yaml"
+    overlay.write_text(yaml.safe_dump({"data": {"datasets": datasets}}))
+    out = snakemake(tmp_path, "-n", "-p", "results/table1.csv", overlays=(overlay,))
+    assert out.returncode == 0, out.stderr[-3000:]
+    text = out.stdout + out.stderr
+    counts = job_counts(text)
+    assert counts["score_table1_unlabelled"] == 1 and counts["score_table1"] == len(DATASETS) + 1
+    assert counts["train_competitor"] == 2 * (len(DATASETS) + 1) + 1
+    assert "results/train/mine/GlueGen" not in text and "results/train/mine/AudioToken" in text
+    assert "results/raw/mine" not in text and "results/raw/vgg" not in text  # read from their roots, not synthesised
+
+    (tmp_path / "edit.yaml").write_text("editing:\n  datasets: [mine]\n")
+    out = snakemake(tmp_path, "-n", "results/table1.csv", overlays=(overlay, tmp_path / "edit.yaml"))
+    assert out.returncode != 0 and "editing.datasets names ['mine'], which have no labels" in out.stdout + out.stderr
+    datasets["vgg"]["labels"] = ["dog barkin"]
+    overlay.write_text(yaml.safe_dump({"data": {"datasets": datasets}}))
+    out = snakemake(tmp_path, "-n", "results/table1.csv", overlays=(overlay,))
+    assert out.returncode != 0
+    assert "data.datasets.vgg.labels: 'dog barkin' is not a label of" in out.stdout + out.stderr
+    assert "(closest: 'dog barking, growling')" in out.stdout + out.stderr

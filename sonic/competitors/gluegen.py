@@ -425,6 +425,9 @@ def train_gluegen(text_encoder, tokenizer, clips: ClipSet, settings: GlueGenSett
     ``<out_dir>/weights`` (both directions; generation uses the translator), ``losses.csv``, ``loss.png``,
     ``summary.json``."""
     s, out = settings, Path(out_dir)
+    if not clips.labelled:
+        raise ValueError("GlueGen is trained on prompts made of the clips' labels, and this dataset has none (its "
+                         "videos sit directly under the root); the workflow leaves it out of such datasets' Table 1")
     prompts = LabelPrompts(clips.labels, s.templates, s.synonyms)
     states = encode_prompts(text_encoder.requires_grad_(False).eval(), tokenizer, prompts.prompts).float().cpu()
     freq = prompts.frequencies(clips.labels)  # (P,)

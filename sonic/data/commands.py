@@ -1,5 +1,5 @@
-"""``sonic data`` (index a dataset, extract a shard, build the manifest) and ``sonic features`` (the per-dataset
-caches: CLAP embeddings, BLIP-2 captions of the training frames)."""
+"""``sonic data`` (check or index a dataset, extract a shard, build the manifest) and ``sonic features`` (the
+per-dataset caches: CLAP embeddings, BLIP-2 captions of the training frames)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ def run_data(args: argparse.Namespace) -> int:
     from sonic.data import run
 
     cfg = config.from_args(args)
+    if args.step == "check":
+        return run.run_check(cfg, args.dataset, Path(args.out) if args.out else None, args.threads or 1)
     if args.step == "index":
         run.run_index(cfg, args.dataset, Path(args.videos), Path(args.rejects))
     elif args.step == "extract":
@@ -43,8 +45,11 @@ def run_features(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("data", help="data preparation: index a dataset, extract a shard, build the manifest")
+    p = sub.add_parser("data", help="data preparation: check or index a dataset, extract a shard, build the manifest")
     steps = p.add_subparsers(dest="step", required=True, metavar="<step>")
+    q = steps.add_parser("check", help="what a dataset would give, without extracting: per label videos, duration "
+                                       "and clips, unusable files with reasons, the split's sizes; exit 1 if unusable")
+    q.add_argument("--out", help="also write the report to this file")
     q = steps.add_parser("index", help="native layout -> table of source videos + rejects")
     q.add_argument("--videos", required=True, help="output CSV of usable videos")
     q.add_argument("--rejects", required=True, help="output CSV of skipped files with reasons")

@@ -37,8 +37,9 @@ class ExtractionError(RuntimeError):
 class ExtractSettings:
     sample_rate: int = 48000  # the audio encoder's rate
     segment_seconds: float = 10.0
-    whole_file: bool = False  # RAVDESS: the whole song is one clip
+    whole_file: bool = False  # RAVDESS, VGGSound: one clip per file
     min_seconds: float = 1.0  # whole-file clips shorter than this are rejected
+    max_seconds: float | None = None  # whole-file clips end here at the latest (VGGSound: its 10 s)
     min_hits: int = 2  # Greatest Hits: hits a window needs, all of one material
     consecutive_material: bool = False  # Greatest Hits filter on/off
     silence_dbfs: float = -60.0  # RMS below this is "silent"
@@ -65,7 +66,8 @@ def plan_segments(video: Video, duration: float, settings: ExtractSettings) -> t
         if duration < settings.min_seconds:
             reject(f"too short: {duration:.2f} s < {settings.min_seconds:g} s")
             return [], rejects
-        return [Segment(0.0, duration, video.label, {})], rejects
+        end = duration if settings.max_seconds is None else min(duration, settings.max_seconds)
+        return [Segment(0.0, end, video.label, {})], rejects
     seg = settings.segment_seconds
     count = int(math.floor(duration / seg + 1e-6))
     if count == 0:
@@ -91,6 +93,12 @@ def plan_segments(video: Video, duration: float, settings: ExtractSettings) -> t
         else:
             segments.append(Segment(s, e, materials[0], {"hits": len(inside)}))
     return segments, rejects
+
+
+def clip_id(video_id: str, start: float, settings: ExtractSettings) -> str:
+    """The id of a video's clip starting at ``start`` s: file-system safe, unique across the dataset's videos."""
+    base = slug(video_id.replace("/", "__"))
+    return base if settings.whole_file else f"{base}_{int(start):05d}"
 
 
 def level_dbfs(wave: np.ndarray) -> float:
@@ -168,17 +176,16 @@ def extract_video(video: Video, settings: ExtractSettings, out_dir: Path) -> tup
         return [], rejects + [Reject(video.dataset, video.video, "extract", str(err))]
 
     rows = []
-    base = slug(video.video_id.replace("/", "__"))
     for (seg, clip), image in zip(kept, frames, strict=True):
-        clip_id = f"{base}_{int(seg.start):05d}" if not settings.whole_file else base
-        frame_path = out_dir / "frames" / f"{clip_id}.png"
-        audio_out = out_dir / "audio" / f"{clip_id}.wav"
+        name = clip_id(video.video_id, seg.start, settings)
+        frame_path = out_dir / "frames" / f"{name}.png"
+        audio_out = out_dir / "audio" / f"{name}.wav"
         frame_path.parent.mkdir(parents=True, exist_ok=True)
         audio_out.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(image).save(frame_path, optimize=False)
         sf.write(audio_out, clip, settings.sample_rate, subtype="PCM_16")
         rows.append({
-            "clip_id": clip_id,
+            "clip_id": name,
             "dataset": video.dataset,
             "video_id": video.video_id,
             "source": video.video,

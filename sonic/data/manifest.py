@@ -95,10 +95,21 @@ def val_videos(clips: pd.DataFrame, val_fraction: float, seed: int) -> set[str]:
     return val
 
 
+MIN_EVAL_UNLABELLED = 2  # FID and the references need two images at least
+
+
+def has_labels(clips: pd.DataFrame) -> bool:
+    """Whether the clips carry labels (a ``folder`` dataset whose videos sit directly under its root has none)."""
+    return bool(clips["label"].notna().any())
+
+
 def _mark_eval(clips: pd.DataFrame, eval_per_class: int, seed: int) -> pd.Series:
     """``eval``: per label, the first ``eval_per_class`` val clips in round-robin order over the label's val
     videos (videos and the clips within each in ``stable_hash(seed, ·)`` order), so that the evaluation clips
-    come from as many distinct videos as possible."""
+    come from as many distinct videos as possible. A dataset without labels is one class, and takes at least
+    :data:`MIN_EVAL_UNLABELLED` clips."""
+    if len(clips) and not has_labels(clips):
+        eval_per_class = max(eval_per_class, MIN_EVAL_UNLABELLED)
     val = clips[clips["split"] == "val"]
     order = pd.DataFrame({
         "label": _labels(val),

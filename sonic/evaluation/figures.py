@@ -35,7 +35,8 @@ def comparison_grid(manifest: str | Path, runs: dict[str, str | Path], out: str 
         draw.text((label_w + j * cell + 3, 3), name[:16], fill="black")
     for i, row in enumerate(rows):
         y = header + i * cell
-        draw.text((3, y + cell // 2 - 6), f"{row.label}"[:18], fill="black")
+        name = row.label if isinstance(row.label, str) else row.video_id  # a dataset without labels: the video
+        draw.text((3, y + cell // 2 - 6), name[:18], fill="black")
         paths = [source if edits else Path(row.frame)]
         paths += [Path(folder) / image_name(row.clip_id, seed) for folder in runs.values()]
         for j, path in enumerate(paths):

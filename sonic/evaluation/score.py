@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from sonic.data.manifest import has_labels
 from sonic.data.tables import read_csv, write_csv
 from sonic.evaluation.references import References, batched, feature_network
 from sonic.evaluation.runs import MACHINE_FILE, collect_folder, eval_jobs
@@ -42,15 +43,16 @@ class ScoringModels:
         return cls(clip_ais, clip_eval, feature_network(cfg))
 
 
-def score_images(cfg, refs: References, run: pd.DataFrame, label_names: list[str], size: int | None = None,
+def score_images(cfg, refs: References, run: pd.DataFrame, label_names: list[str] | None, size: int | None = None,
                  models: ScoringModels | None = None, fid_interval: tuple[int, float] | None = None
                  ) -> tuple[dict, pd.DataFrame]:
     """Metrics of the images listed in ``run`` (clip_id, seed, label, path) and a per-image table.
 
     AIS: ``clip_ais`` image embedding vs the Wav2CLIP embedding of the image's audio and of the other validation
     audios; IIS: ``clip_eval`` image embedding vs the ground-truth frame and the other validation frames; AIC:
-    ``clip_eval`` zero-shot over the raw label strings; SAC: the references' shape classifier
-    (:mod:`sonic.metrics.shape`, colour-blind) predicts the audio's label (NaN when the references have none); FID:
+    ``clip_eval`` zero-shot over the raw label strings (NaN without ``label_names``: a dataset without labels); SAC:
+    the references' shape classifier (:mod:`sonic.metrics.shape`, colour-blind) predicts the audio's label (NaN when
+    the references have none); FID:
     against the validation frames; with ``fid_interval`` = (samples, level) also ``FID_lo`` / ``FID_hi``, its bootstrap
     interval over the images (:func:`sonic.metrics.bootstrap.fid_bootstrap`: the generated images by clip, the
     validation frames one by one). ``models`` defaults to the config's (:meth:`ScoringModels.load`)."""
@@ -70,8 +72,11 @@ def score_images(cfg, refs: References, run: pd.DataFrame, label_names: list[str
     clip_eval = models.clip_eval
     emb = image_features(clip_eval, images)
     iis = iis_per_image(emb, refs.frames[own], refs.frames, own)
-    predicted = [label_names[int(k)] for k in (emb @ text_features(clip_eval, label_names).T).argmax(dim=1)]
-    hits = [p == t for p, t in zip(predicted, run["label"].astype(str))]
+    if label_names:
+        predicted = [label_names[int(k)] for k in (emb @ text_features(clip_eval, label_names).T).argmax(dim=1)]
+        aic = [float(p == t) for p, t in zip(predicted, run["label"].astype(str))]
+    else:
+        predicted, aic = [""] * len(run), [float("nan")] * len(run)
     if refs.shape is None:
         predicted_shape, sac = [""] * len(run), [float("nan")] * len(run)
     else:
@@ -81,8 +86,8 @@ def score_images(cfg, refs: References, run: pd.DataFrame, label_names: list[str
     fid = fid_from_features(generated_fid, refs.fid)
     per_image = run[["clip_id", "seed", "label"]].assign(predicted=predicted, predicted_shape=predicted_shape,
                                                          AIS=ais.numpy(), IIS=iis.numpy(),
-                                                         AIC=[float(h) for h in hits], SAC=sac)
-    metrics = {"AIS": float(ais.mean()), "AIC": sum(hits) / len(hits), "SAC": sum(sac) / len(sac),
+                                                         AIC=aic, SAC=sac)
+    metrics = {"AIS": float(ais.mean()), "AIC": sum(aic) / len(aic), "SAC": sum(sac) / len(sac),
                "IIS": float(iis.mean()), "FID": fid}
     if fid_interval:
         from sonic.metrics.bootstrap import fid_bootstrap
@@ -121,7 +126,9 @@ def score_run(cfg, manifest: str | Path, refs: References, folder: str | Path, m
     if run.empty:
         raise FileNotFoundError(f"{folder}: none of the {len(jobs)} expected images of {method} on {dataset} exist "
                                 f"(layout <clip_id>_<seed>.png, e.g. {jobs['clip_id'][0]}_0.png)")
-    label_names = sorted(set(read_csv(manifest)["label"].astype(str)))
+    table = read_csv(manifest)
+    labelled = has_labels(table)  # a dataset without labels: no AIC (nor SAC: its references have no classifier)
+    label_names = sorted(set(table["label"].astype(str))) if labelled else None
     ev = cfg.evaluation
     metrics, per_image = score_images(cfg, refs, run, label_names, cfg.generation.resolution, models,
                                       (ev.bootstrap_samples, ev.interval_level))
@@ -132,7 +139,8 @@ def score_run(cfg, manifest: str | Path, refs: References, folder: str | Path, m
     result = {"dataset": dataset, "method": method, **{k: None if pd.isna(v) else v for k, v in metrics.items()},
               **intervals(per_image, ev.bootstrap_samples, ev.interval_level), "interval_level": ev.interval_level,
               "images": len(run), "clips": int(per_image["clip_id"].nunique()), "expected": len(jobs),
-              "missing": len(missing), "missing_images": missing, "chance_AIC": 1 / len(label_names),
+              "missing": len(missing), "missing_images": missing, "labelled": labelled,
+              "chance_AIC": 1 / len(label_names) if labelled else None,
               "SAC_real": refs.shape_real, "chance_SAC": None if shape is None else 1 / len(shape.labels),
               "SAC_note": refs.shape_note,
               "generated_on": json.loads(made_on.read_text()) if made_on.is_file() else None,
@@ -142,5 +150,5 @@ def score_run(cfg, manifest: str | Path, refs: References, folder: str | Path, m
     if out_csv:
         write_csv(per_image, out_csv)
     log.info("%s on %s: %s (%d images, %d missing)", method, dataset,
-             ", ".join(f"{k} {metrics[k]:.4g}" for k in METRICS), len(run), len(missing))
+             ", ".join(f"{k} {metrics[k]:.4g}" for k in METRICS if not pd.isna(metrics[k])), len(run), len(missing))
     return result

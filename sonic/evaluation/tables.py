@@ -18,7 +18,7 @@ import pandas as pd
 
 from sonic.data.tables import read_csv, write_csv
 from sonic.machine import summary
-from sonic.methods import RELEASE, label
+from sonic.methods import LABEL_CONDITIONED, RELEASE, label
 from sonic.metrics.bootstrap import PER_IMAGE_METRICS as PER_IMAGE
 
 METRICS = ["AIS", "AIC", "SAC", "IIS", "FID"]
@@ -50,7 +50,8 @@ def collect(score_files: list[str | Path], kind: str) -> pd.DataFrame:
         made_on = s.get("generated_on")
         metrics = {m: s.get(m) if m in NEWER else s[m] for m in METRICS}
         rows.append({"dataset": s["dataset"], key: rename.get(name, name), **metrics, **bounds,
-                     "SAC_real": s.get("SAC_real"), "images": s["images"], "missing": s.get("missing", 0), **extra,
+                     "SAC_real": s.get("SAC_real"), "images": s["images"], "missing": s.get("missing", 0),
+                     "labelled": s.get("labelled", True), **extra,
                      **({"generated_on": summary(made_on)} if made_on else {})})
     if not rows:
         raise ValueError(f"{kind}: no score files")
@@ -171,6 +172,12 @@ def markdown(table: pd.DataFrame, kind: str, paper: pd.DataFrame | None = None, 
         machines = sorted(set(table["generated_on"].dropna()))
         notes.append("Images made on " + "; ".join(machines) + " (floats of CPU runs differ between processor types "
                      "and torch builds: the same seed reproduces these numbers on the same kind of machine).")
+    if "labelled" in table.columns and not table["labelled"].astype(bool).all():
+        unlabelled = sorted(set(table.loc[~table["labelled"].astype(bool), "dataset"]))
+        left_out = (f", and {' and '.join(LABEL_CONDITIONED)} (trained on prompts made of the clip's label) is left "
+                    "out") if kind == "table1" else ""
+        notes.append(f"{', '.join(unlabelled)}: no labels (the videos sit directly under the dataset's root): AIC and "
+                     f"SAC are not scored, as there is no class to ask for{left_out}; AIS, IIS and FID need no label.")
     if RELEASE in set(table[key]):
         notes.append(f"{label(RELEASE)}: the authors' released weights, imported (`sonic import-release`) and run "
                      "here with their Microsoft CLAP 2022 encoder, on the same clips and seeds.")

@@ -19,13 +19,28 @@ from sonic.images import resize_shorter_side
 @dataclass(frozen=True)
 class ClipSet:
     clip_ids: list[str]
-    labels: list[str]
+    labels: list[str]  # "" for every clip of a dataset without labels
     frames: list[str]
     captions: list[str] | None
     clap: torch.Tensor  # (N, d) cached CLAP embeddings, row i = clip i
+    videos: list[str] | None = None  # the source video of each clip
 
     def __len__(self) -> int:
         return len(self.clip_ids)
+
+    @property
+    def labelled(self) -> bool:
+        """Whether the clips carry labels (a ``folder`` dataset whose videos sit directly under its root has none)."""
+        return any(self.labels)
+
+    def contrastive_classes(self) -> list[str]:
+        """What stage 1's positives share and its negatives differ in: the label; without labels, the source video
+        (another window of the same recording is the positive, windows of other recordings the negatives)."""
+        if self.labelled:
+            return self.labels
+        if self.videos is None:
+            raise ValueError("clips without labels and without their source videos: stage 1 has no classes")
+        return self.videos
 
 
 def load_clip_set(manifest: str | Path, clap: str | Path, clap_index: str | Path, captions: str | Path | None = None,
@@ -55,10 +70,11 @@ def load_clip_set(manifest: str | Path, clap: str | Path, clap_index: str | Path
     index = torch.tensor([rows[c] for c in table["clip_id"]], dtype=torch.long)
     return ClipSet(
         clip_ids=table["clip_id"].astype(str).tolist(),
-        labels=table["label"].astype(str).tolist(),
+        labels=table["label"].fillna("").astype(str).tolist(),
         frames=table["frame"].astype(str).tolist(),
         captions=caption_list,
         clap=embeddings[index].float(),
+        videos=table["video_id"].astype(str).tolist() if "video_id" in table else None,
     )
 
 

@@ -107,6 +107,9 @@ def quality_check(cfg: Config, manifest: str, clap: str, clap_index: str, out: P
     from sonic.training import quality
 
     table = read_csv(manifest)
+    if table["label"].isna().all():
+        log.warning("stage 2 check skipped: %s has no labels to classify the images by", manifest)
+        return {"skipped": "the dataset has no labels"}
     labels = sorted(set(table["label"].astype(str)))
     held_out = load_clip_set(manifest, clap, clap_index, splits=("val",))
     train = table[table["split"] == "train"]

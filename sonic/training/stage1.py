@@ -90,7 +90,18 @@ def train_stage1(clips: ClipSet, text_tokens: torch.Tensor, projector_config: Pr
     if clips.clap.shape[1] != projector_config.audio_dim:
         raise ValueError(f"CLAP cache holds {clips.clap.shape[1]}-d embeddings, projector expects "
                          f"{projector_config.audio_dim}")
-    sampler = ContrastiveSampler(clips.labels, s.negatives)
+    classes = clips.contrastive_classes()
+    try:
+        sampler = ContrastiveSampler(classes, s.negatives)
+    except ValueError as err:
+        if clips.labelled:
+            raise
+        raise ValueError(f"{err}; without labels, a class is a source video: stage 1 needs two training videos, "
+                         "one of them long enough for two windows (data.segment_seconds), or the variant no_stage1"
+                         ) from err
+    if not clips.labelled:
+        log.info("stage 1: no labels; positives are other windows of the anchor's video, negatives windows of the "
+                 "other %d videos", len(set(classes)) - 1)
     torch.manual_seed(loop_settings.seed)
     projector = build_projector(projector_config)
     projector.set_input_stats(clips.clap)
@@ -111,7 +122,7 @@ def train_stage1(clips: ClipSet, text_tokens: torch.Tensor, projector_config: Pr
     if not loop.is_main_process():
         return summary
     save_projector(out / "projector", projector, stage="stage1", steps=s.steps)
-    summary.update({"stage": 1, "clips": len(clips), "classes": len(sampler.members),
+    summary.update({"stage": 1, "clips": len(clips), "classes": len(sampler.members), "labelled": clips.labelled,
                     "negatives_used": sampler.num_negatives, "settings": asdict(s)})
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     log.info("stage 1: %d steps, final loss %.4f -> %s", s.steps, summary["final_loss"], out / "projector")

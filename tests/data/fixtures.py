@@ -78,3 +78,109 @@ def ravdess(root: Path) -> Path:
     video(actor / "01-02-05-01-01-01-01.mp4", 0.4)  # too short
     video(actor / "not a ravdess name.mp4", 2.0)
     return base
+
+
+def own_folder(root: Path) -> Path:
+    """A ``folder`` dataset: label folders with spaces and non-ASCII letters, a nested sub-folder, an .mkv, and a
+    video too short, one without audio, one unreadable, a text file, a video directly under the root, a hidden file,
+    a hidden folder and a link back to the root."""
+    base = root / "my videos"
+    video(base / "Wind Noise" / "a.mp4", 21)  # two 10 s windows
+    video(base / "Wind Noise" / "mute.mp4", 12, audio=False)
+    video(base / "Wind Noise" / "short.mp4", 3)
+    (base / "Wind Noise" / "broken.mp4").write_bytes(b"\x00\x01 not a video" * 50)
+    (base / "Wind Noise" / "notes.txt").write_text("recorded on the ridge\n")
+    video(base / "Été à la plage" / "day 1" / "deeper" / "b.mp4", 12, brightness=200)
+    video(base / "Été à la plage" / "c.mkv", 11, brightness=60)
+    video(base / "Été à la plage" / "d.mp4", 10.5, brightness=90)
+    video(base / "loose.mp4", 12)  # beside label folders: not in one
+    (base / "Wind Noise" / "._a.mp4").write_bytes(b"\x00" * 64)  # macOS AppleDouble file
+    (base / ".thumbnails").mkdir()
+    (base / ".thumbnails" / "a.jpg").write_bytes(b"\xff\xd8")
+    (base / "Wind Noise" / "back to the root").symlink_to(base)  # a link loop: read once
+    return base
+
+
+def own_unlabelled(root: Path) -> Path:
+    """A ``folder`` dataset without labels: three videos directly under the root (one of them .mov)."""
+    base = root / "unlabelled"
+    video(base / "x.mp4", 21)
+    video(base / "y.mov", 21, brightness=60)
+    video(base / "z.mp4", 12, brightness=200)
+    return base
+
+
+VGGSOUND_CSV = (
+    '-abcDEF_123,30,"dog barking, growling",train\n'
+    'dog1,10,"dog barking, growling",test\n'
+    "cat1,0,cat meowing,train\n"
+    "cat2,0,cat meowing,test\n"
+    "short,5,cat meowing,train\n"
+    "noau,5,cat meowing,test\n"
+    "gone,20,cat meowing,train\n"
+)
+
+
+def own_vggsound(root: Path) -> tuple[Path, Path]:
+    """VGGSound-style clips and their vggsound.csv (:data:`VGGSOUND_CSV`): a label with a comma (quoted), an id that
+    begins with ``-``, a row whose file is missing (gone), a file no row lists (stray), a clip without audio (noau)
+    and a 3 s clip (short)."""
+    base = root / "vggsound"
+    clips = base / "video"
+    video(clips / "-abcDEF_123_000030.mp4", 10)
+    video(clips / "dog1_000010.mp4", 10, brightness=200)
+    video(clips / "cat1_000000.mp4", 10, brightness=60)
+    video(clips / "cat2_000000.mp4", 10, brightness=90)
+    video(clips / "short_000005.mp4", 3)
+    video(clips / "noau_000005.mp4", 10, audio=False)
+    video(clips / "stray_000001.mp4", 10)
+    table = base / "vggsound.csv"
+    table.write_text(VGGSOUND_CSV)
+    return clips, table
+
+
+OWN_LABELS = {  # the smoke world's Landscape classes, as a user might name their folders and VGGSound its classes
+    "fire crackling": ("Feu de camp — crépitement", "fire crackling, popping"),
+    "underwater bubbling": ("Under water", "underwater bubbling"),
+    "wind noise": ("wind, noise", "wind noise"),
+}
+
+
+def own_datasets_from_world(raw: Path, out: Path) -> dict[str, dict]:
+    """The synthetic world under ``raw`` (``results/raw`` of a smoke run) re-laid as datasets of your own, returned
+    as ``data.datasets`` entries: ``own_folder`` (Landscape's videos in label folders named with spaces, punctuation
+    and non-ASCII letters, one class in a nested sub-folder), ``own_unlabelled`` (Greatest Hits' and Into the Wild's
+    videos directly under the root: two 10 s windows each) and ``own_vggsound`` (Landscape's ``<id>_<start>.mp4``
+    with a vggsound.csv, plus a row without a file and a 4-5 s RAVDESS file no row lists)."""
+    import shutil
+
+    from sonic.demo.synth import LANDSCAPE_FOLDER_VARIANTS
+
+    folder, unlabelled, vgg = out / "own_folder", out / "own_unlabelled", out / "own_vggsound"
+    rows = []
+    for split in ("train", "test"):
+        for cls_folder in sorted((raw / "landscape" / "landscape" / split).iterdir()):
+            name, vgg_label = OWN_LABELS[LANDSCAPE_FOLDER_VARIANTS[cls_folder.name]]
+            for path in sorted(cls_folder.glob("*.mp4")):
+                nested = ("recorded in 2024",) if name == "Under water" else ()
+                target = folder.joinpath(name, *nested, path.name)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(path, target)
+                (vgg / "video").mkdir(parents=True, exist_ok=True)
+                shutil.copy(path, vgg / "video" / path.name)
+                youtube_id, start = path.stem.rsplit("_", 1)
+                rows.append([youtube_id, int(start), vgg_label, split])
+    rows.append(["gone0000000", 20, OWN_LABELS["wind noise"][1], "train"])  # no file
+    song = next((raw / "ravdess").rglob("*.mp4"))
+    shutil.copy(song, vgg / "video" / "unlisted000_000000.mp4")  # no row
+    pd.DataFrame(rows).to_csv(vgg / "vggsound.csv", header=False, index=False)
+    unlabelled.mkdir(parents=True)
+    for path in [*sorted((raw / "greatest_hits").rglob("*_denoised.mp4")),
+                 *sorted((raw / "landscape" / "into_the_wild").glob("*.mp4"))]:
+        shutil.copy(path, unlabelled / path.name)
+    return {
+        "own_folder": {"format": "folder", "root": str(folder)},
+        "own_unlabelled": {"format": "folder", "root": str(unlabelled)},
+        "own_vggsound": {"format": "vggsound", "root": str(vgg / "video"), "csv": str(vgg / "vggsound.csv"),
+                         "labels": None},
+    }

@@ -165,6 +165,11 @@ def test_scores_from_cached_references_equal_direct_computation(tmp_path, clip_c
     assert metrics["FID"] == pytest.approx(fid(generated, frames, FidNetFeatures(cfg.models.fid_features)), rel=1e-5)
     with pytest.raises(KeyError, match="not validation references"):
         score_images(cfg, refs, run.assign(clip_id="other"), LABELS)
+    # a dataset without labels: no AIC (no class to ask for), the rest unchanged
+    no_labels, no_label_images = score_images(cfg, replace(refs, shape=None), run, None)
+    assert np.isnan(no_labels["AIC"]) and no_label_images["AIC"].isna().all()
+    assert {k: v for k, v in no_labels.items() if k not in ("AIC", "SAC")} == {
+        k: v for k, v in metrics.items() if k not in ("AIC", "SAC")}
 
 
 def test_one_score_call_for_several_methods_equals_one_call_each(tmp_path, clip_cfg):
@@ -256,6 +261,20 @@ def test_table1_csv_and_markdown_with_the_paper_numbers(tmp_path):
     assert "| greatest_hits | AudioToken | 0.5000 (–) |" in md  # not in this paper table
     plain = tables.markdown(table, "table1")
     assert not [line for line in plain.splitlines() if line.startswith("| ") and "(" in line]  # no paper numbers
+
+
+def test_table1_footer_names_the_datasets_without_labels(tmp_path):
+    files = [score_file(tmp_path / "a.json", "landscape", "SonicDiffusion", "full"),
+             score_file(tmp_path / "b.json", "mine", "SonicDiffusion", "full", AIC=None, labelled=False),
+             score_file(tmp_path / "c.json", "mine", "AudioToken", AIC=None, labelled=False)]
+    table = tables.write_table(files, "table1", tmp_path / "t.csv", tmp_path / "t.md")
+    assert table["labelled"].tolist() == [True, False, False] and table["AIC"].isna().tolist() == [False, True, True]
+    md = (tmp_path / "t.md").read_text()
+    assert "| mine | SonicDiffusion | 0.5000 | – |" in md
+    assert ("mine: no labels (the videos sit directly under the dataset's root): AIC and SAC are not scored, as "
+            "there is no class to ask for, and GlueGen (trained on prompts made of the clip's label) is left out; "
+            "AIS, IIS and FID need no label.") in md
+    assert "no labels" not in tables.markdown(table.iloc[:1], "table1")
 
 
 def test_ablation_tables_key_rows_by_variant(tmp_path):

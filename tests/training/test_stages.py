@@ -81,6 +81,27 @@ def test_stage1_writes_a_projector_and_logs(stage1_out, world):
     assert header == ["step", "loss", "infonce", "mse", "lr"]
 
 
+def test_stage1_without_labels_pairs_the_windows_of_one_video(world, tmp_path):
+    """A dataset without labels (a `folder` of videos directly under its root): the positive of an anchor is another
+    window of its video, the negatives are windows of the other videos."""
+    from sonic.data.tables import read_csv
+    from sonic.training.data import load_clip_set
+
+    root, cfg, files = world
+    table = read_csv(files["manifest"])
+    table["video_id"] = [c[:-1] if c[-1] != "2" else c for c in table["clip_id"]]  # red0+red1 one video, ...
+    table["label"] = None
+    manifest = tmp_path / "unl" / "manifest.csv"
+    manifest.parent.mkdir()
+    table.to_csv(manifest, index=False)
+    clips = load_clip_set(manifest, files["clap"], files["clap_index"])
+    assert not clips.labelled and set(clips.labels) == {""}
+    assert clips.contrastive_classes() == clips.videos
+    summary = run.stage1(cfg, "full", captions=str(root / "captions.csv"), out=str(tmp_path / "s1"),
+                         **(files | {"manifest": str(manifest)}))
+    assert summary["labelled"] is False and summary["classes"] == 5  # red, green, blue, green2, blue2
+
+
 def test_stage1_is_deterministic(stage1_out, world, tmp_path):
     root, cfg, files = world
     out, _ = stage1_out
