@@ -6,8 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
+from sonic.errors import InputError
 
-class AudioError(ValueError):
+
+class AudioError(InputError):
     """An audio input that cannot be used; the message names the file and the problem."""
 
 

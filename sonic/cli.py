@@ -52,12 +52,14 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
     _set_threads(getattr(args, "threads", None))  # the table and grid steps run no model
-    from sonic.config import ConfigError
+    from sonic.errors import PATH_ERRORS, InputError, one_line
 
     try:
         return args.func(args)
-    except ConfigError as err:
-        print(f"sonic {args.command}: {err}", file=sys.stderr)
+    except (InputError, *PATH_ERRORS) as err:  # a user's mistake: one line, exit 2 (sonic.errors); -v: traceback
+        if args.verbose:
+            raise
+        print(f"sonic {args.command}: {one_line(err)}", file=sys.stderr)
         return 2
 
 

@@ -27,9 +27,10 @@ from typing import Any
 import yaml
 
 from sonic import variants
+from sonic.errors import InputError
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """A configuration that cannot be used; the message names the file and the key."""
 
 
@@ -351,7 +352,7 @@ class Config:
         """The sections variant ``name`` trains with (:func:`sonic.variants.resolve`)."""
         try:
             return variants.resolve(self.select("training", "projector", "adapters"), name)
-        except KeyError as err:
+        except ValueError as err:
             raise ConfigError(f"{self.source}: {err.args[0]}") from err
 
 
@@ -426,8 +427,32 @@ def validate(data: dict, source: str = "<config>", partial: bool = False) -> Non
     if partial:  # a section given in part: its required keys may be left out on purpose
         errors = [e for e in errors if e.validator != "required"]
     if errors:
-        lines = [f"  {'.'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in errors]
+        lines = [line for e in errors for line in _error_lines(e)]
         raise ConfigError(f"{source}: invalid configuration\n" + "\n".join(lines))
+
+
+def _error_lines(error) -> list[str]:
+    """One line per problem of a schema error: a misspelt key (an unknown property, or a name outside a
+    ``propertyNames`` enum) names the key with its full path and the closest valid name."""
+    import difflib
+
+    where = ".".join(map(str, error.absolute_path))
+    prefix = f"{where}." if where else ""
+    known: list[str] = []
+    given: list[str] = []
+    if error.validator == "additionalProperties" and error.validator_value is False:
+        known = sorted(error.schema.get("properties", {}))
+        given = sorted(k for k in error.instance if k not in known)
+    elif error.validator == "enum" and "propertyNames" in error.schema_path:  # a name outside the known ones
+        known, given = sorted(map(str, error.validator_value)), [str(error.instance)]
+    if not given:
+        return [f"  {where or '<root>'}: {error.message}"]
+    lines = []
+    for key in given:
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.5)
+        hint = f"did you mean {close[0]!r}?" if close else f"valid: {', '.join(known)}"
+        lines.append(f"  {prefix}{key}: unknown key; {hint}")
+    return lines
 
 
 def check_names(data: dict, source: str = "<config>") -> None:

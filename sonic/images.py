@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from sonic.errors import InputError
+
 
 def to_pil(images: torch.Tensor) -> list[Image.Image]:
     """(B, 3, H, W) in [0, 1] -> PIL images."""
@@ -31,17 +33,25 @@ def center_crop(image: Image.Image, size: int) -> Image.Image:
     return image.crop((left, top, left + size, top + size))
 
 
+def open_image(path: str | Path) -> Image.Image:
+    """A user's image file as RGB PIL, read now; missing or unreadable -> :class:`~sonic.errors.InputError` naming
+    it."""
+    try:
+        with Image.open(path) as im:
+            return im.convert("RGB")
+    except FileNotFoundError as err:
+        raise InputError(f"{path}: no such image file") from err
+    except OSError as err:  # PIL's UnidentifiedImageError is an OSError
+        raise InputError(f"{path}: cannot read the image ({err})") from err
+
+
 def load_image(path: str | Path, size: int | None = None) -> np.ndarray:
     """(H, W, 3) float32 RGB in [0, 1]. With ``size``: resized on the shorter side and centre-cropped to
     ``size`` x ``size`` (the evaluation view of a frame, as training crops it; never squashed)."""
-    try:
-        with Image.open(path) as im:
-            im = im.convert("RGB")
-            if size is not None:
-                im = center_crop(resize_shorter_side(im, size), size)
-            return np.asarray(im, dtype=np.float32) / 255.0
-    except OSError as err:
-        raise OSError(f"{path}: cannot read the image ({err})") from err
+    im = open_image(path)
+    if size is not None:
+        im = center_crop(resize_shorter_side(im, size), size)
+    return np.asarray(im, dtype=np.float32) / 255.0
 
 
 def load_images(paths: list[str | Path], size: int | None = None) -> torch.Tensor:

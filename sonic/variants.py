@@ -37,11 +37,11 @@ def resolve(config: dict, variant: str) -> dict:
     training = config.get("training") or {}
     variants = training.get("variants") or {"full": {}}
     if variant not in variants:
-        raise KeyError(f"training.variants has no variant {variant!r}; configured: {sorted(variants)}")
+        raise ValueError(f"training.variants has no variant {variant!r}; configured: {sorted(variants)}")
     override = variants[variant] or {}
     unknown = sorted(set(override) - set(SECTIONS))
     if unknown:
-        raise KeyError(f"training.variants.{variant}: unknown sections {unknown} (allowed: {list(SECTIONS)})")
+        raise ValueError(f"training.variants.{variant}: unknown sections {unknown} (allowed: {list(SECTIONS)})")
     base = {
         "stage1": training.get("stage1") or {},
         "stage2": training.get("stage2") or {},

@@ -1,5 +1,6 @@
-"""The package's layering: no import cycle between the sub-packages of ``sonic`` (imports inside functions count),
-and no private name imported from another module."""
+"""The package's layering: every import between the sub-packages of ``sonic`` goes down README's package list
+(bottom layer first), no import cycle (imports inside functions count), and no private name imported from another
+module."""
 
 from collections import defaultdict
 from pathlib import Path
@@ -91,3 +92,53 @@ def test_the_leaves_import_nothing_above_them():
               "sonic.cli"}
     for leaf in ("sonic.metrics", "sonic.models", "sonic.config", "sonic.methods", "sonic.variants"):
         assert not graph.get(leaf, set()) & stages, (leaf, sorted(graph.get(leaf, set()) & stages))
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def documented_order() -> list[str]:
+    """The units of README's package list ("The package, bottom layer first"), bottom first: ``sonic/config.py`` ->
+    ``sonic.config``, ``sonic/models/`` -> ``sonic.models``."""
+    text = README.read_text()
+    start = text.index("The package, bottom layer first")
+    block = text[text.index("```", start) + 3:]
+    block = block[:block.index("```")]
+    return [".".join(["sonic", line.split()[0].split("/")[1].removesuffix(".py")])
+            for line in block.splitlines() if line.startswith("sonic/")]
+
+
+def upward_imports(graph: dict[str, set[str]], order: list[str]) -> list[str]:
+    """Every edge of ``graph`` from a unit to one documented after it (or to or from an undocumented unit)."""
+    rank = {u: i for i, u in enumerate(order)}
+    out = []
+    for source in sorted(graph):
+        for target in sorted(graph[source]):
+            if source not in rank or target not in rank:
+                out.append(f"{source} -> {target}: not in README's package list")
+            elif rank[target] > rank[source]:
+                out.append(f"{source} imports {target}, which README lists above it")
+    return out
+
+
+def test_the_order_check_finds_an_upward_import():
+    order = ["sonic.config", "sonic.models", "sonic.evaluation"]
+    assert upward_imports({"sonic.evaluation": {"sonic.models", "sonic.config"}, "sonic.models": {"sonic.config"}},
+                          order) == []
+    assert upward_imports({"sonic.models": {"sonic.evaluation"}}, order) == [
+        "sonic.models imports sonic.evaluation, which README lists above it"]
+    assert upward_imports({"sonic.models": {"sonic.nowhere"}}, order) == [
+        "sonic.models -> sonic.nowhere: not in README's package list"]
+
+
+def test_the_readme_lists_every_unit_once():
+    order = documented_order()
+    assert len(order) == len(set(order)), order
+    units = {unit(m) for m in modules() if m != "sonic"}
+    units -= {"sonic.resources"}  # package data (the config schema), no code
+    assert units == set(order), (sorted(units - set(order)), sorted(set(order) - units))
+
+
+def test_every_import_follows_the_documented_order():
+    found = upward_imports(dependency_graph(), documented_order())
+    assert not found, found

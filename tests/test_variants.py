@@ -32,10 +32,10 @@ def test_resolve_applies_overrides():
     assert variants.stage1_runs(raw) == {"full": "full", "k1": "k1", "none": None, "dec": "full"}
     # a change of anything stage 1 reads separates the runs; the seed too
     assert variants.stage1_identity(raw, "full") != variants.stage1_identity(raw | {"seed": 1}, "full")
-    with pytest.raises(KeyError, match="no variant"):
+    with pytest.raises(ValueError, match="no variant"):
         variants.resolve(raw, "missing")
     raw["training"]["variants"]["bad"] = {"optimizer": {}}
-    with pytest.raises(KeyError, match="unknown sections"):
+    with pytest.raises(ValueError, match="unknown sections"):
         variants.resolve(raw, "bad")
 
 

@@ -207,10 +207,10 @@ def load_lora(unet: nn.Module, path: str | Path, rank: int) -> None:
     expected = lora_state_dict(unet)
     if tensors.keys() != expected.keys():
         missing, extra = sorted(expected.keys() - tensors.keys()), sorted(tensors.keys() - expected.keys())
-        raise KeyError(f"{path}: LoRA weights do not match the UNet (missing {missing[:3]}, unexpected {extra[:3]})")
+        raise ValueError(f"{path}: LoRA weights do not match the UNet (missing {missing[:3]}, unexpected {extra[:3]})")
     bad = [k for k, v in tensors.items() if v.shape != expected[k].shape]
     if bad:
-        raise KeyError(f"{path}: LoRA weights of the wrong shape, e.g. {bad[0]}: {tuple(tensors[bad[0]].shape)} vs "
+        raise ValueError(f"{path}: LoRA weights of the wrong shape, e.g. {bad[0]}: {tuple(tensors[bad[0]].shape)} vs "
                        f"{tuple(expected[bad[0]].shape)} (rank {rank})")
     param = next(unet.parameters())
     set_peft_model_state_dict(unet, {k: v.to(param.device) for k, v in tensors.items()}, adapter_name=LORA_NAME)

@@ -66,13 +66,13 @@ def load_modules(path: str | Path, modules: dict[str, nn.Module]) -> None:
     tensors = load_file(str(file))
     unknown = sorted(k for k in tensors if k.split(".", 1)[0] not in modules)
     if unknown:
-        raise KeyError(f"{file}: unexpected keys {unknown[:5]}")
+        raise ValueError(f"{file}: unexpected keys {unknown[:5]}")
     for name, module in modules.items():
         state = {k[len(name) + 1 :]: v for k, v in tensors.items() if k.startswith(name + ".")}
         try:
             module.load_state_dict(state, strict=True)
         except RuntimeError as err:
-            raise KeyError(f"{file}: {name} weights do not match its config: {err}") from err
+            raise ValueError(f"{file}: {name} weights do not match its config: {err}") from err
 
 
 # ---- generation --------------------------------------------------------------------------------------------------

@@ -7,18 +7,19 @@ import dataclasses
 from pathlib import Path
 
 from sonic import config
+from sonic.errors import InputError
 from sonic.models.commands import add_sampling_arguments, audio_conditions, beta_arg, load_pipeline
 
 
 def run_edit(args: argparse.Namespace) -> int:
     import torch
-    from PIL import Image
 
     from sonic.editing import InversionCache, PnPConfig, edit
-    from sonic.images import to_pil
+    from sonic.images import open_image, to_pil
 
     if not args.audio and not args.text:
-        raise SystemExit("sonic edit: give --audio, --text or both")
+        raise InputError("give --audio, --text or both")
+    source = open_image(args.image)  # before any model is loaded
     cfg = config.from_args(args)
     options = {"f_t": args.f_t, "attn_t": args.attn_t, "resnets": tuple(args.resnets) if args.resnets else None,
                "source_branch": args.source_branch}  # given on the command line: over editing.*
@@ -30,7 +31,7 @@ def run_edit(args: argparse.Namespace) -> int:
     gen = cfg.generation
     images = edit(
         pipe,
-        Image.open(args.image),
+        source,
         audio_conditions(args, pipe, args.audio, args.audio_b),
         prompt=args.text,
         num_inference_steps=args.steps or ed.steps,

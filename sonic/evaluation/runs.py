@@ -51,7 +51,7 @@ def generate_run(generator, jobs: pd.DataFrame, clap: str | Path, clap_index: st
     seeds = sorted(set(int(s) for s in jobs["seed"]))
     missing = [c for c in clips if c not in rows]
     if missing:
-        raise KeyError(f"{clap_index}: evaluation clips missing from the CLAP cache: {missing[:3]}")
+        raise ValueError(f"{clap_index}: evaluation clips missing from the CLAP cache: {missing[:3]}")
     written = []
     per_call = max(1, batch_size // max(1, len(seeds)))  # clips per generator call
     bar = tqdm(total=len(clips) * len(seeds), desc=f"generate {method}", unit="img")

@@ -64,7 +64,7 @@ def score_images(cfg, refs: References, run: pd.DataFrame, label_names: list[str
         raise ValueError("no generated images to score")
     unknown = sorted(set(run["clip_id"]) - set(refs.clip_ids))
     if unknown:
-        raise KeyError(f"images of clips that are not validation references: {unknown[:3]}")
+        raise ValueError(f"images of clips that are not validation references: {unknown[:3]}")
     images = load_images(run["path"].astype(str).tolist(), size)
     own = torch.tensor([refs.row(c) for c in run["clip_id"]])
     models = models or ScoringModels.load(cfg)

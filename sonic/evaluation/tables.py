@@ -11,12 +11,12 @@ ship in ``workflow/paper/``.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 
 from sonic.data.tables import read_csv, write_csv
+from sonic.errors import InputError, read_json
 from sonic.machine import summary
 from sonic.methods import LABEL_CONDITIONED, RELEASE, label
 from sonic.metrics.bootstrap import PER_IMAGE_METRICS as PER_IMAGE
@@ -43,7 +43,10 @@ def collect(score_files: list[str | Path], kind: str) -> pd.DataFrame:
     key, _, rename = TABLES[kind]
     rows = []
     for f in score_files:
-        s = json.loads(Path(f).read_text())
+        s = read_json(f, "score file")
+        missing = [k for k in ("dataset", "images") if k not in s] + ([] if key in s or "method" in s else [key])
+        if missing:
+            raise InputError(f"{f}: not a score file of `sonic evaluate score` (no {', '.join(missing)})")
         name = s.get(key) or s["method"]
         extra = {k: s[k] for k in EDIT_COLUMNS if k in s}  # editing runs: structure preservation
         bounds = {f"{m}_{b}": s[f"{m}_{b}"] for m in METRICS for b in ("lo", "hi") if f"{m}_{b}" in s}

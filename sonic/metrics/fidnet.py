@@ -108,7 +108,7 @@ def load_fidnet(path: str | Path) -> tuple[FidNet, list[str]]:
     state = load_file(str(path / WEIGHTS_NAME))
     missing, unexpected, wrong = state_mismatch(model.state_dict(), state)
     if missing or unexpected or wrong:
-        raise KeyError(f"{path / WEIGHTS_NAME}: does not match its config: missing {missing}, unexpected "
+        raise ValueError(f"{path / WEIGHTS_NAME}: does not match its config: missing {missing}, unexpected "
                        f"{unexpected}, shape mismatches {wrong}")
     model.load_state_dict(state, strict=True)
     return model.eval(), list(config["classes"])

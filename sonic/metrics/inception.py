@@ -193,7 +193,7 @@ class FidInceptionV3(nn.Module):
         expected = model.state_dict()
         missing, unexpected, wrong = state_mismatch(expected, state)
         if missing or unexpected or wrong:
-            raise KeyError(f"{path}: not the FID Inception weights (pt_inception-2015-12-05): missing "
+            raise ValueError(f"{path}: not the FID Inception weights (pt_inception-2015-12-05): missing "
                            f"{missing[:5]}{'...' if len(missing) > 5 else ''} ({len(missing)}), unexpected "
                            f"{unexpected[:5]} ({len(unexpected)}), mis-shaped {wrong[:5]} ({len(wrong)})")
         model.load_state_dict(state, strict=True)

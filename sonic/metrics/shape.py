@@ -219,7 +219,7 @@ class ShapeClassifier:
         ours = {k: v for k, v in tensors.items() if k.startswith("shape_")}
         expected = {f"shape_{k}" for k in KEYS}
         if set(ours) != expected:
-            raise KeyError(f"shape classifier tensors: missing {sorted(expected - set(ours))}, "
+            raise ValueError(f"shape classifier tensors: missing {sorted(expected - set(ours))}, "
                            f"unexpected {sorted(set(ours) - expected)}")
         mean, scale, coef, intercept = (ours[f"shape_{k}"] for k in KEYS[:4])
         c, d = coef.shape if coef.dim() == 2 else (-1, -1)

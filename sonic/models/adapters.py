@@ -112,7 +112,7 @@ class AudioAdapters:
         missing = sorted(set(expected) - set(state))
         unexpected = sorted(set(state) - set(expected))
         if missing or unexpected:
-            raise KeyError(f"adapter weights do not match the installed layers: missing {missing}, unexpected {unexpected}")
+            raise ValueError(f"adapter weights do not match the installed layers: missing {missing}, unexpected {unexpected}")
         for name, m in self.modules():
             prefix = f"{name}."
             m.load_state_dict({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}, strict=True)
@@ -126,7 +126,7 @@ class AudioAdapters:
         if isinstance(beta, Mapping):
             unknown = sorted(set(beta) - set(self.layers))
             if unknown:
-                raise KeyError(f"beta given for layers without adapters: {unknown}; adapters: {self.names}")
+                raise ValueError(f"beta given for layers without adapters: {unknown}; adapters: {self.names}")
             items = beta.items()
         else:
             items = ((name, beta) for name in self.layers)

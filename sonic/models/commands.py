@@ -9,6 +9,7 @@ import logging
 from pathlib import Path
 
 from sonic import config
+from sonic.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,12 @@ def audio_conditions(args: argparse.Namespace, pipe, first: str | None, second: 
 
     def embed(source: str) -> torch.Tensor:
         if args.embedding:
-            return torch.from_numpy(np.load(source)).float().reshape(1, -1)
+            try:
+                return torch.from_numpy(np.load(source)).float().reshape(1, -1)
+            except FileNotFoundError:
+                raise
+            except (OSError, ValueError) as err:  # not a .npy file, or an object array
+                raise InputError(f"{source}: not a .npy CLAP embedding ({err})") from err
         return pipe.embed_audio([load_audio(source, pipe.audio_encoder.sample_rate)], gain_db=args.gain_db)
 
     if first is None:
@@ -95,8 +101,8 @@ def run_init_weights(args: argparse.Namespace) -> int:
 
     from sonic.models.adapters import install_adapters
     from sonic.models.io import save_weights
-    from sonic.models.projector import build_projector
     from sonic.models.params import projector_config
+    from sonic.models.projector import build_projector
     from sonic.models.registry import load_stable_diffusion
 
     cfg = config.from_args(args)

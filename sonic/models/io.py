@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import torch
 from safetensors.torch import load_file, save_file
 
+from sonic.errors import InputError, read_json
 from sonic.models.projector import Projector, ProjectorConfig, build_projector
 
 if TYPE_CHECKING:  # the adapters import diffusers; projector files (stage 1) are read and written without it
@@ -57,27 +58,38 @@ def read_config(path: str | Path, fmt: str = FORMAT, what: str = "SonicDiffusion
     cfg_file = path / CONFIG_NAME
     if not cfg_file.is_file():
         raise FileNotFoundError(f"{path}: not a {what} folder (no {CONFIG_NAME})")
-    config = json.loads(cfg_file.read_text())
-    if config.get("format") != fmt or config.get("version") != VERSION:
-        raise ValueError(f"{cfg_file}: expected format {fmt!r} version {VERSION}, got {config.get('format')!r} "
+    config = read_json(cfg_file, "JSON file")
+    if not isinstance(config, dict) or config.get("format") != fmt or config.get("version") != VERSION:
+        config = config if isinstance(config, dict) else {}
+        raise InputError(f"{cfg_file}: expected format {fmt!r} version {VERSION}, got {config.get('format')!r} "
                          f"version {config.get('version')}")
     return config
+
+
+def read_tensors(file: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file of a weights folder; missing or unreadable -> an error naming it."""
+    if not file.is_file():
+        raise FileNotFoundError(f"{file}: no such weights file")
+    try:
+        return load_file(str(file))
+    except Exception as err:  # safetensors raises its own SafetensorError on a truncated or foreign file
+        raise InputError(f"{file}: not a readable safetensors file ({err})") from err
 
 
 def load_weights(path: str | Path, unet: UNet2DConditionModel) -> tuple[Projector, AudioAdapters]:
     """Build the projector, install the saved layers into ``unet`` and load both strictly."""
     path = Path(path)
     config = read_config(path)
-    tensors = load_file(str(path / WEIGHTS_NAME))
+    tensors = read_tensors(path / WEIGHTS_NAME)
     unknown = sorted(k for k in tensors if not k.startswith(("projector.", "adapters.")))
     if unknown:
-        raise KeyError(f"{path / WEIGHTS_NAME}: unexpected keys {unknown}")
+        raise ValueError(f"{path / WEIGHTS_NAME}: unexpected keys {unknown}")
     projector = build_projector(ProjectorConfig(**config["projector"]))
     p_state = {k[len("projector.") :]: v for k, v in tensors.items() if k.startswith("projector.")}
     try:
         projector.load_state_dict(p_state, strict=True)
     except RuntimeError as err:
-        raise KeyError(f"{path / WEIGHTS_NAME}: projector weights do not match its config: {err}") from err
+        raise ValueError(f"{path / WEIGHTS_NAME}: projector weights do not match its config: {err}") from err
     from sonic.models.adapters import install_adapters
 
     adapters = install_adapters(unet, config["adapters"]["layers"])
@@ -114,7 +126,7 @@ def read_torch_file(path: str | Path, what: str):
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise ValueError(f"{path}: not a readable PyTorch file of tensors ({what}): {err}") from err
+        raise InputError(f"{path}: not a readable PyTorch file of tensors ({what}): {err}") from err
 
 
 PROJECTOR_FORMAT = "sonic-diffusion-projector"
@@ -136,7 +148,7 @@ def load_projector(path: str | Path) -> Projector:
     config = read_config(path, PROJECTOR_FORMAT, "projector")
     projector = build_projector(ProjectorConfig(**config["projector"]))
     try:
-        projector.load_state_dict(load_file(str(path / WEIGHTS_NAME)), strict=True)
+        projector.load_state_dict(read_tensors(path / WEIGHTS_NAME), strict=True)
     except RuntimeError as err:
-        raise KeyError(f"{path / WEIGHTS_NAME}: weights do not match the projector config: {err}") from err
+        raise ValueError(f"{path / WEIGHTS_NAME}: weights do not match the projector config: {err}") from err
     return projector

@@ -160,8 +160,13 @@ class MsClapAudio(nn.Module):
 
 
 def fit_duration(wave: np.ndarray, samples: int) -> np.ndarray:
-    """Tile a shorter clip (repeat, then cut) or keep the first ``samples`` of a longer one."""
-    wave = np.asarray(wave, dtype=np.float32).reshape(-1)
+    """Tile a shorter clip (repeat, then cut) or keep the first ``samples`` of a longer one. Mono only: a
+    multi-channel array is refused (flattening it would interleave the channels; :func:`sonic.audio.load_audio`
+    averages them)."""
+    wave = np.asarray(wave, dtype=np.float32)
+    if wave.ndim != 1:
+        raise ValueError(f"msclap_2022: expected a mono waveform (1-D), got shape {wave.shape}; average the channels "
+                         "first (sonic.audio.load_audio does)")
     if len(wave) == 0:
         raise ValueError("msclap_2022: empty waveform")
     if len(wave) < samples:
@@ -231,7 +236,7 @@ def config_from_state(audio: Mapping[str, torch.Tensor], base: MsClapConfig | No
             out_emb=int(audio["base.fc1.weight"].shape[0]), classes_num=int(audio["base.fc_audioset.weight"].shape[0]),
             d_proj=int(audio["projection.linear1.weight"].shape[0]))
     except KeyError as err:
-        raise KeyError(f"msclap_2022: the checkpoint's audio branch lacks {err.args[0]!r}") from err
+        raise ValueError(f"msclap_2022: the checkpoint's audio branch lacks {err.args[0]!r}") from err
 
 
 def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
@@ -248,7 +253,7 @@ def load_state(model: MsClapAudio, audio: Mapping[str, torch.Tensor], where: str
     expected = model.state_dict()
     missing, unexpected, wrong = state_mismatch(expected, audio)
     if missing or unexpected or wrong:
-        raise KeyError(f"{where}: the audio branch does not match msclap_2022's layout: missing "
+        raise ValueError(f"{where}: the audio branch does not match msclap_2022's layout: missing "
                        f"{[PREFIX + k for k in missing]}, unexpected {[PREFIX + k for k in unexpected]}, "
                        f"mis-shaped {[PREFIX + k for k in wrong]}")
     for key in FRONT_END_KEYS:

@@ -88,10 +88,10 @@ def map_adapters(released: Mapping[str, torch.Tensor], source: str = "adapters")
     layers = sorted({k.split(".", 1)[0] for k in mapped}, key=_layer_order)
     missing = [f"{layer}.{t}" for layer in layers for t in _PARTS.values() if f"{layer}.{t}" not in mapped]
     if left_over or missing:
-        raise KeyError(f"{source}: the released adapter keys do not map onto gated layers: left over "
+        raise ValueError(f"{source}: the released adapter keys do not map onto gated layers: left over "
                        f"{sorted(left_over)}, missing (this project's names) {missing}")
     if not layers:
-        raise KeyError(f"{source}: no adapter keys (expected '<attention>.transformer_blocks.0.attn_adapter.*')")
+        raise ValueError(f"{source}: no adapter keys (expected '<attention>.transformer_blocks.0.attn_adapter.*')")
     return layers, mapped
 
 
@@ -131,7 +131,7 @@ def projector_config_of(state: Mapping[str, torch.Tensor], heads: int = RELEASE_
             num_blocks=blocks, num_heads=heads,
             attn_dim=int(state["cross_attention.0.to_q_adapter.weight"].shape[0]), architecture="release")
     except KeyError as err:
-        raise KeyError(f"{source}: not the released projector layout (no {err.args[0]!r})") from err
+        raise ValueError(f"{source}: not the released projector layout (no {err.args[0]!r})") from err
 
 
 def load_release_projector(state: Mapping[str, torch.Tensor], heads: int = RELEASE_HEADS,
@@ -141,7 +141,7 @@ def load_release_projector(state: Mapping[str, torch.Tensor], heads: int = RELEA
     expected = projector.state_dict()
     missing, unexpected, wrong = state_mismatch(expected, state)
     if missing or unexpected or wrong:
-        raise KeyError(f"{source}: does not match the released projector: missing {missing}, unexpected "
+        raise ValueError(f"{source}: does not match the released projector: missing {missing}, unexpected "
                        f"{unexpected}, mis-shaped {wrong}")
     projector.load_state_dict(state, strict=True)
     return projector

@@ -261,7 +261,7 @@ def config_from_state_dict(state: Mapping[str, torch.Tensor], **frontend) -> Wav
                               mlp_hidden=state[f"{t}sequential.0.weight"].shape[0],
                               embed_dim=state[f"{t}sequential.3.weight"].shape[0], **frontend)
     except (KeyError, IndexError, ValueError) as err:
-        raise KeyError(f"not a Wav2CLIP state dict: {err}") from err
+        raise ValueError(f"not a Wav2CLIP state dict: {err}") from err
 
 
 def _read(path: Path, allow_pickle: bool) -> dict:
@@ -293,12 +293,12 @@ def load_wav2clip(path: str | Path, device: str | torch.device = "cpu", config: 
     state = {k: v for k, v in tensors.items() if k.startswith((ENCODER_PREFIX, TRANSFORM_PREFIX))}
     foreign = sorted(k for k in tensors if k not in state and not k.startswith(TRAINING_ONLY_PREFIXES))
     if foreign:
-        raise KeyError(f"{path}: unexpected keys in Wav2CLIP checkpoint: {foreign}")
+        raise ValueError(f"{path}: unexpected keys in Wav2CLIP checkpoint: {foreign}")
     if config is None:
         try:
             config = config_from_state_dict(state)
-        except KeyError as err:
-            raise KeyError(f"{path}: {err.args[0]}") from err
+        except ValueError as err:
+            raise ValueError(f"{path}: {err.args[0]}") from err
     model = Wav2Clip(config)
     expected = model.state_dict()
     missing = sorted(k for k in expected if k not in state and not k.endswith(".num_batches_tracked"))
@@ -306,7 +306,7 @@ def load_wav2clip(path: str | Path, device: str | torch.device = "cpu", config: 
     mismatched = [f"{k}: file {tuple(v.shape)} vs model {tuple(expected[k].shape)}"
                   for k, v in state.items() if k in expected and v.shape != expected[k].shape]
     if missing or unexpected or mismatched:
-        raise KeyError(f"{path}: Wav2CLIP checkpoint does not match {config}: missing {missing}, "
+        raise ValueError(f"{path}: Wav2CLIP checkpoint does not match {config}: missing {missing}, "
                        f"unexpected {unexpected}, shape mismatches {mismatched}")
     for k in expected.keys() - state.keys():  # only num_batches_tracked, see above
         state[k] = expected[k]

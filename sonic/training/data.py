@@ -11,8 +11,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from sonic.data.tables import read_csv
 from sonic.data.features import load_clap_cache
+from sonic.data.tables import read_csv
+from sonic.errors import InputError
 from sonic.images import resize_shorter_side
 
 
@@ -57,7 +58,7 @@ def load_clip_set(manifest: str | Path, clap: str | Path, clap_index: str | Path
     embeddings, rows = load_clap_cache(clap, clap_index)
     missing = [c for c in table["clip_id"] if c not in rows]
     if missing:
-        raise KeyError(f"{clap_index}: {len(missing)} clips of {manifest} are not in the CLAP cache, e.g. {missing[:3]}"
+        raise ValueError(f"{clap_index}: {len(missing)} clips of {manifest} are not in the CLAP cache, e.g. {missing[:3]}"
                        " (rebuild the cache)")
     caption_list = None
     if captions is not None:
@@ -65,7 +66,7 @@ def load_clip_set(manifest: str | Path, clap: str | Path, clap_index: str | Path
         by_id = dict(zip(cap["clip_id"].astype(str), cap["caption"].fillna("").astype(str), strict=True))
         missing = [c for c in table["clip_id"] if c not in by_id]
         if missing:
-            raise KeyError(f"{captions}: no caption for {len(missing)} clips of {manifest}, e.g. {missing[:3]}")
+            raise ValueError(f"{captions}: no caption for {len(missing)} clips of {manifest}, e.g. {missing[:3]}")
         caption_list = [by_id[c] for c in table["clip_id"]]
     index = torch.tensor([rows[c] for c in table["clip_id"]], dtype=torch.long)
     return ClipSet(
@@ -97,8 +98,8 @@ class FrameStore:
             with Image.open(self.paths[i]) as img:
                 img = resize_shorter_side(img.convert("RGB"), self.side)
                 x = torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1).contiguous()  # (3, H, W) uint8
-        except OSError as err:
-            raise OSError(f"{self.paths[i]}: cannot read the frame ({err})") from err
+        except OSError as err:  # PIL's UnidentifiedImageError is an OSError
+            raise InputError(f"{self.paths[i]}: cannot read the frame ({err})") from err
         self._cache[i] = x
         if len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)

@@ -167,7 +167,7 @@ def _apply_checkpoint(ckpt: _Checkpoint, path: Path, model, optimizer, scheduler
     params, tensors = trainable_parameters(model), ckpt.tensors
     if tensors.keys() != params.keys():  # not a torn file but a different model: an error, never a skip
         missing, extra = sorted(params.keys() - tensors.keys()), sorted(tensors.keys() - params.keys())
-        raise KeyError(f"{path}: checkpoint does not match the model (missing {missing[:5]}, unexpected {extra[:5]})")
+        raise ValueError(f"{path}: checkpoint does not match the model (missing {missing[:5]}, unexpected {extra[:5]})")
     with torch.no_grad():
         for name, p in params.items():
             p.copy_(tensors[name].to(p.dtype))

@@ -163,7 +163,7 @@ def test_scores_from_cached_references_equal_direct_computation(tmp_path, clip_c
     assert np.isnan(no_shape["SAC"]) and no_shape_images["SAC"].isna().all()
     assert {k: v for k, v in no_shape.items() if k != "SAC"} == {k: v for k, v in metrics.items() if k != "SAC"}
     assert metrics["FID"] == pytest.approx(fid(generated, frames, FidNetFeatures(cfg.models.fid_features)), rel=1e-5)
-    with pytest.raises(KeyError, match="not validation references"):
+    with pytest.raises(ValueError, match="not validation references"):
         score_images(cfg, refs, run.assign(clip_id="other"), LABELS)
     # a dataset without labels: no AIC (no class to ask for), the rest unchanged
     no_labels, no_label_images = score_images(cfg, replace(refs, shape=None), run, None)

@@ -64,7 +64,7 @@ def test_a_wrong_file_is_an_error_naming_it(tmp_path, weights):
     state["extra"] = torch.zeros(1)
     bad = tmp_path / "other.pth"
     torch.save(state, bad)
-    with pytest.raises(KeyError, match=r"other\.pth.*missing \['Mixed_6b\.branch1x1\.conv\.weight'\].*'extra'"):
+    with pytest.raises(ValueError, match=r"other\.pth.*missing \['Mixed_6b\.branch1x1\.conv\.weight'\].*'extra'"):
         FidInceptionV3.from_file(bad)
     (tmp_path / "junk.pth").write_bytes(b"not a torch file")
     with pytest.raises(ValueError, match="junk.pth: cannot be read"):

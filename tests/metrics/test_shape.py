@@ -125,7 +125,7 @@ def test_save_and_load_give_the_same_predictions(fitted, tmp_path):
     feats = shape_features(images)
     assert torch.equal(loaded.logits(feats), fitted.logits(feats))
     assert loaded.predict(images) == fitted.predict(images)
-    with pytest.raises(KeyError, match="shape_coef"):
+    with pytest.raises(ValueError, match="shape_coef"):
         ShapeClassifier.from_tensors({k: v for k, v in tensors.items() if k != "shape_coef"}, fitted.labels)
     with pytest.raises(ValueError, match="disagree"):
         ShapeClassifier.from_tensors(tensors, fitted.labels[:2])

@@ -76,7 +76,7 @@ def test_checkpoint_with_a_missing_or_foreign_audio_key_is_an_error(tmp_path):
     del state["audio_encoder.base.conv_block3.bn2.running_var"]
     state["audio_encoder.base.extra.weight"] = torch.zeros(1)
     torch.save({"model": state}, tmp_path / "bad.pth")
-    with pytest.raises(KeyError, match="conv_block3.bn2.running_var") as err:
+    with pytest.raises(ValueError, match="conv_block3.bn2.running_var") as err:
         msclap.load_msclap_2022(tmp_path / "bad.pth")
     assert "audio_encoder.base.extra.weight" in str(err.value)
     torch.save({"model": {"caption_encoder.x": torch.zeros(1)}}, tmp_path / "text_only.pth")
@@ -107,6 +107,9 @@ def test_preprocessing_tiles_short_clips_and_keeps_the_first_window_of_long_ones
     assert not torch.allclose(encoder.embed([clip], gain_db=-20.0), first)  # gain reaches the embedding
     with pytest.raises(ValueError, match="empty waveform"):
         encoder.embed([np.zeros(0, np.float32)])
+    stereo = np.stack([clip[:1000], -clip[:1000]])  # flattened, it would embed a clip of interleaved channels
+    with pytest.raises(ValueError, match=r"mono waveform \(1-D\), got shape \(2, 1000\)"):
+        encoder.embed([stereo])
 
 
 def test_registry_loads_the_msclap_backend_by_kind(tmp_path):

@@ -165,20 +165,20 @@ def test_left_over_or_missing_keys_are_errors_listing_them(tmp_path):
     extra = dict(state, **{"up_blocks.1.attentions.0.transformer_blocks.0.attn_adapter.to_q.bias": torch.zeros(1),
                            "conv_in.weight": torch.zeros(1)})
     torch.save(extra, tmp_path / "extra.pt")
-    with pytest.raises(KeyError, match="left over") as err:
+    with pytest.raises(ValueError, match="left over") as err:
         import_release(tmp_path / "p.pth", tmp_path / "extra.pt", tmp_path / "w1", heads=HEADS)
     assert "conv_in.weight" in str(err.value) and "attn_adapter.to_q.bias" in str(err.value)
 
     missing = {k: v for k, v in state.items() if not k.startswith("up_blocks.2.attentions.1.transformer_blocks.0.norm")}
     torch.save(missing, tmp_path / "missing.pt")
-    with pytest.raises(KeyError, match=r"missing \(this project's names\) \['up7.norm.weight', 'up7.norm.bias'\]"):
+    with pytest.raises(ValueError, match=r"missing \(this project's names\) \['up7.norm.weight', 'up7.norm.bias'\]"):
         import_release(tmp_path / "p.pth", tmp_path / "missing.pt", tmp_path / "w2", heads=HEADS)
 
     projector = released_projector_state()
     del projector["between_attention.2.0.bias"]
     torch.save(projector, tmp_path / "p_missing.pth")
     torch.save(state, tmp_path / "a.pt")
-    with pytest.raises(KeyError, match=r"missing \['between_attention.2.0.bias'\]"):
+    with pytest.raises(ValueError, match=r"missing \['between_attention.2.0.bias'\]"):
         import_release(tmp_path / "p_missing.pth", tmp_path / "a.pt", tmp_path / "w3", heads=HEADS)
     assert not (tmp_path / "w3" / CONFIG_NAME).exists()
 

@@ -183,7 +183,7 @@ def test_a_checkpoint_of_another_model_is_an_error_not_a_skip(tmp_path):
     loop.run(tmp_path, model, opt, sched, step_fn(), SETTINGS)
     other = torch.nn.Linear(4, 1)
     opt2 = torch.optim.AdamW(other.parameters())
-    with pytest.raises(KeyError, match="does not match the model"):
+    with pytest.raises(ValueError, match="does not match the model"):
         loop.run(tmp_path, other, opt2, torch.optim.lr_scheduler.LambdaLR(opt2, lambda s: 1.0), step_fn(), SETTINGS)
     assert [s for s, _ in loop.checkpoints(tmp_path)] == [6, 7]  # nothing set aside
 

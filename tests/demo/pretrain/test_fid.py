@@ -109,7 +109,7 @@ def test_strict_loading(trained, tmp_path):
     tensors = load_file(root / "run0" / "model.safetensors")
     tensors.pop("head.bias")
     save_file(tensors, broken / "model.safetensors")
-    with pytest.raises(KeyError, match="missing.*head.bias"):
+    with pytest.raises(ValueError, match="missing.*head.bias"):
         FidNetFeatures(str(broken))
 
 
