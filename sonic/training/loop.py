@@ -92,6 +92,23 @@ def trainable_parameters(model: torch.nn.Module) -> dict[str, torch.nn.Parameter
     return {name: p for name, p in model.named_parameters() if p.requires_grad}
 
 
+def adamw(model: torch.nn.Module, lr: float, weight_decay: float, *, keep: tuple[str, ...] = (),
+          decay_all: bool = False, **kwargs) -> torch.optim.AdamW:
+    """The one AdamW rule of the miniature models' pretraining (README, "Miniature pretrained models"): decoupled
+    weight decay on the weight matrices and convolution kernels (``ndim >= 2``), none on biases and normalisation
+    scales (``ndim < 2``: decay would pull a norm's gain towards zero, not regularise a mapping), and none on a
+    parameter whose name contains one of ``keep`` (learned input vectors: token, position and patch embeddings,
+    query tokens, which decay shrinks towards zero). ``decay_all``: decay on every parameter (torch's own default),
+    the recipe the miniature CLAP and Wav2CLIP were tuned with. ``kwargs``: betas, eps."""
+    if decay_all:
+        return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, **kwargs)
+    named = list(model.named_parameters())
+    decayed = [p.ndim >= 2 and not any(k in n for k in keep) for n, p in named]
+    groups = [{"params": [p for (_, p), d in zip(named, decayed) if d], "weight_decay": weight_decay},
+              {"params": [p for (_, p), d in zip(named, decayed) if not d], "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=lr, **kwargs)
+
+
 def checkpoints(out_dir: Path) -> list[tuple[int, Path]]:
     """Complete checkpoints under ``out_dir``, oldest first."""
     found = []

@@ -203,3 +203,22 @@ def test_write_atomic_replaces_the_file_and_leaves_no_temporary(tmp_path, monkey
         loop.write_atomic(target, '{"step": 3}\n')
     assert target.read_text() == '{"step": 2}\n'
     assert [p.name for p in tmp_path.iterdir()] == ["state.json"]
+
+
+def test_adamw_decays_matrices_and_kernels_only():
+    from sonic.training.loop import adamw
+
+    model = torch.nn.Sequential(torch.nn.Embedding(5, 4), torch.nn.Linear(4, 3), torch.nn.LayerNorm(3),
+                                torch.nn.Conv1d(3, 2, 3))
+    names = dict(model.named_parameters())
+
+    def grouped(opt):
+        by_id = {id(p): n for n, p in names.items()}
+        return {g["weight_decay"]: sorted(by_id[id(p)] for p in g["params"]) for g in opt.param_groups}
+
+    assert grouped(adamw(model, 1e-3, 0.1)) == {0.1: ["0.weight", "1.weight", "3.weight"],
+                                                 0.0: ["1.bias", "2.bias", "2.weight", "3.bias"]}
+    kept = grouped(adamw(model, 1e-3, 0.1, keep=("0.",)))  # a name fragment: the embedding table is not decayed
+    assert kept[0.1] == ["1.weight", "3.weight"] and "0.weight" in kept[0.0]
+    everything = adamw(model, 1e-3, 0.1, decay_all=True, betas=(0.9, 0.98))
+    assert len(everything.param_groups) == 1 and everything.param_groups[0]["betas"] == (0.9, 0.98)

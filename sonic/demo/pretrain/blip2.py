@@ -42,6 +42,7 @@ from PIL import Image
 from sonic.data.features import caption_frames
 from sonic.demo.pretrain.captions import BRIGHTNESS_WORDS, class_phrase
 from sonic.demo.pretrain.data import Pair, balanced_weights, load_pairs, warmup_cosine
+from sonic.training.loop import adamw
 
 OPT_SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")  # OPT's ids 0..3
 BOS = EOS = UNK = "</s>"
@@ -122,7 +123,7 @@ def build_tokenizer(texts: list[str], vocab_size: int = 512):
 
 def build_processor(tokenizer, settings: Blip2Settings):
     """``Blip2Processor`` of a ``BlipImageProcessor`` at ``image_size`` and ``tokenizer``."""
-    from transformers import BlipImageProcessor, Blip2Processor
+    from transformers import Blip2Processor, BlipImageProcessor
 
     n = settings.image_size
     images = BlipImageProcessor(size={"height": n, "width": n}, image_mean=list(settings.image_mean),
@@ -313,11 +314,7 @@ def train_blip2(train_pairs: list[Pair], val_pairs: list[Pair], out_dir: Path, s
     weights = balanced_weights([p.label for p in train_pairs], s.balance_power)
     batch = min(s.batch_size, len(train_pairs))
 
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embed" not in n and "query_tokens" not in n]
-    keep = {id(p) for p in decay}
-    no_decay = [p for p in model.parameters() if id(p) not in keep]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": s.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=s.lr, betas=(0.9, 0.98))
+    opt = adamw(model, s.lr, s.weight_decay, keep=("embed", "query_tokens"), betas=(0.9, 0.98))
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: warmup_cosine(step, s.warmup_steps, s.steps))
     losses = []

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from sonic.audio import load_audio
 from sonic.demo.pretrain.captions import class_phrase
 from sonic.demo.pretrain.data import Pair, load_pairs, warmup_cosine
+from sonic.training.loop import adamw
 
 SPECIAL_TOKENS = ("<s>", "<pad>", "</s>", "<unk>", "<mask>")  # RoBERTa's ids 0..4
 
@@ -163,7 +164,7 @@ def _batch_texts(pairs: Sequence[Pair], label_batch: bool, gen: torch.Generator)
 def train(model, tokenizer, feats: torch.Tensor, pairs: Sequence[Pair], recipe: ClapRecipe, seed: int) -> list[float]:
     """AdamW with warm-up and cosine decay; batches drawn without replacement, epoch after epoch. Returns losses."""
     gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    opt = adamw(model, recipe.lr, recipe.weight_decay, decay_all=True)
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: warmup_cosine(step, recipe.warmup_steps, recipe.steps))
     batch, order, losses = min(recipe.batch_size, len(pairs)), torch.empty(0, dtype=torch.long), []

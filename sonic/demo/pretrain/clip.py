@@ -41,8 +41,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from sonic.images import load_image
 from sonic.demo.pretrain.data import Pair, balanced_weights, load_pairs, warmup_cosine
+from sonic.images import load_image
+from sonic.training.loop import adamw
 
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
 # CLIP's pre-tokenisation (transformers.models.clip.tokenization_clip): specials, contractions, letter runs,
@@ -306,10 +307,7 @@ def train_clip(train_pairs: list[Pair], val_pairs: list[Pair], out_dir: Path, se
     weights = balanced_weights([p.label for p in train_pairs], s.balance_power)
     batch = min(s.batch_size, len(train_pairs))
 
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
-    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": s.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=s.lr, betas=(0.9, 0.98), eps=1e-6)
+    opt = adamw(model, s.lr, s.weight_decay, keep=("embed",), betas=(0.9, 0.98), eps=1e-6)
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: warmup_cosine(step, s.warmup_steps, s.steps))
     losses = []

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from sonic.demo.pretrain.data import Pair, balanced_weights, load_pairs, warmup_cosine
 from sonic.images import load_image
 from sonic.metrics.fidnet import FidNet, FidNetConfig, save_fidnet
+from sonic.training.loop import adamw
 
 
 @dataclass(frozen=True)
@@ -146,10 +147,7 @@ def train_fidnet(train: list[Pair], val: list[Pair], out_dir: Path, settings: Fi
     weights = balanced_weights([class_name(p) for p in train], s.balance_power)
     batch = min(s.batch_size, len(train))
 
-    decay = [p for p in model.parameters() if p.ndim >= 2]
-    no_decay = [p for p in model.parameters() if p.ndim < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": s.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=s.lr)
+    opt = adamw(model, s.lr, s.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: warmup_cosine(step, s.warmup_steps, s.steps))
     losses = []
     model.train()

@@ -55,10 +55,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sonic.images import load_image
-from sonic.models.text import encode_prompts
 from sonic.demo.pretrain.captions import class_phrase
 from sonic.demo.pretrain.data import Pair, load_pairs, load_text_tower
+from sonic.images import load_image
+from sonic.models.text import encode_prompts
+from sonic.training.loop import adamw
 
 # SD-1.x noise schedule (the scheduler_config.json of CompVis/stable-diffusion-v1-4)
 SD_SCHEDULE = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
@@ -353,7 +354,7 @@ def train_vae(images: torch.Tensor, settings: SdSettings, work_dir: str | Path |
         c = s.latent_channels
         vae.quant_conv.weight[c:].zero_()
         vae.quant_conv.bias[c:].fill_(s.vae_logvar_init)
-    opt = torch.optim.AdamW(vae.parameters(), lr=s.vae_lr, betas=s.vae_betas, weight_decay=0.0)
+    opt = adamw(vae, s.vae_lr, 0.0, betas=s.vae_betas)  # no decay: the VAE starts as a pooling/interpolation map
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(s.vae_steps, s.warmup_steps))
     n, size, crop = images.shape[0], images.shape[-1], s.vae_crop
 
@@ -468,10 +469,7 @@ def train_unet(unet, data: LatentSet, settings: SdSettings, work_dir: str | Path
     noise_schedule = DDPMScheduler(**SD_SCHEDULE)
     alphas_cumprod = noise_schedule.alphas_cumprod
     unet.train().requires_grad_(True)
-    decay = [p for p in unet.parameters() if p.ndim >= 2]
-    no_decay = [p for p in unet.parameters() if p.ndim < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": s.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=s.unet_lr)
+    opt = adamw(unet, s.unet_lr, s.weight_decay)  # the time embedding is an MLP: decayed like any linear layer
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(s.unet_steps, s.warmup_steps))
 
     variants_of = [torch.nonzero(data.clip_of == i).flatten() for i in range(len(data.weights))]

@@ -18,8 +18,9 @@ import torch.nn.functional as F
 from PIL import Image
 
 from sonic.audio import load_audio
-from sonic.models.wav2clip import Wav2Clip, Wav2ClipConfig, save_wav2clip
 from sonic.demo.pretrain.data import Pair, load_pairs
+from sonic.models.wav2clip import Wav2Clip, Wav2ClipConfig, save_wav2clip
+from sonic.training.loop import adamw
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ def train_wav2clip(train: list[Pair], val: list[Pair], clip_dir: str | Path, out
         raise ValueError(f"CLIP in {clip_dir} embeds to {targets.shape[1]} but wav2clip.embed_dim is {cfg.embed_dim}")
     waves = _waves(train, cfg.sample_rate, 10.0)
     crop = int(settings.crop_seconds * cfg.sample_rate)
-    opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    opt = adamw(model, settings.lr, settings.weight_decay, decay_all=True)
     losses = []
     model.train()
     for step in range(settings.steps):
