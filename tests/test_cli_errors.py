@@ -34,7 +34,7 @@ def world(sd_folder, tmp_path_factory):
     return d
 
 
-def _cases(d: Path) -> dict[str, tuple[list[str], Path]]:
+def _cases(d: Path) -> dict[str, tuple[list[str], Path | str]]:
     cfg = ["--config", str(d / "config.yaml")]
     gen = ["generate", *cfg, "--seeds", "0", "--steps", "2", "--out", str(d / "out")]
     edit = ["edit", *cfg, "--weights", str(d / "w"), "--steps", "2", "--out", str(d / "e.png")]
@@ -55,6 +55,19 @@ def _cases(d: Path) -> dict[str, tuple[list[str], Path]]:
                                                    "--adapters", str(d / "text.txt"), "--out", str(d / "r")],
                                                   d / "text.txt"),
         "config: missing file": (["params", "--config", str(d / "no.yaml")], d / "no.yaml"),
+        "features: missing manifest": (["features", "clap", *cfg, "--manifest", str(d / "no.csv"), "--index",
+                                        str(d / "i.csv"), "--out", str(d / "c.safetensors")], d / "no.csv"),
+        "train: missing manifest": (["train", "stage1", *cfg, "--manifest", str(d / "no.csv"), "--clap",
+                                     str(d / "c"), "--clap-index", str(d / "i"), "--captions", str(d / "x"),
+                                     "--out", str(d / "t")], d / "no.csv"),
+        "references: not a manifest": (["evaluate", "references", *cfg, "--manifest", str(d / "text.txt"),
+                                        "--out", str(d / "ref"), "--index", str(d / "i")], d / "text.txt"),
+        "grid: missing manifest": (["evaluate", "grid", "--manifest", str(d / "no.csv"), "--runs",
+                                    f"a={d}", "--out", str(d / "g.png")], d / "no.csv"),
+        "guidance choice: missing sweep": (["evaluate", "guidance-choice", "--sweeps", str(d / "no.csv"),
+                                            "--max-clipped", "0.05", "--out", str(d / "o.json"), "--markdown",
+                                            str(d / "o.md")], d / "no.csv"),
+        "generate: bad --beta": (gen + ["--weights", str(d / "w"), *emb, "--beta", "up3:0.5"], "up3:0.5"),
         "table: missing scores": (["evaluate", "table", "table1", "--scores", str(d / "no.json"), "--out",
                                    str(d / "t.csv"), "--markdown", str(d / "t.md")], d / "no.json"),
         "table: scores not JSON": (["evaluate", "table", "table1", "--scores", str(d / "text.txt"), "--out",

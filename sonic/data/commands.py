@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from sonic import config
+from sonic.errors import InputError
 
 
 def run_data(args: argparse.Namespace) -> int:
@@ -29,12 +30,14 @@ def run_features(args: argparse.Namespace) -> int:
     import torch
 
     from sonic.data import features
+    from sonic.data.tables import read_manifest
     from sonic.models import registry
 
     cfg = config.from_args(args)
+    read_manifest(args.manifest)  # a missing or foreign manifest fails before a model is loaded
     if args.kind == "clap":
         if not args.index:
-            raise SystemExit("sonic features clap: --index is required")
+            raise InputError("--index is required for clap features")
         encoder = registry.load_audio_encoder(cfg)
         features.compute_clap_cache(encoder, args.manifest, args.out, args.index, batch_size=args.batch_size,
                                     encoder_name=str(cfg.models.clap))

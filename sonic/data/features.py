@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from safetensors.torch import load_file, save_file
 from PIL import Image
+from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from sonic.audio import load_audio
-from sonic.data.tables import read_csv, write_csv
+from sonic.data.tables import read_csv, read_manifest, write_csv
 from sonic.models.audio_encoder import AudioEncoder
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ def compute_clap_cache(
     encoder: AudioEncoder, manifest: str | Path, out: str | Path, index_out: str | Path, batch_size: int = 16,
     encoder_name: str = "",
 ) -> torch.Tensor:
-    table = read_csv(manifest)
+    table = read_manifest(manifest)
     chunks = []
     for start in tqdm(range(0, len(table), batch_size), desc="clap", unit="batch"):
         rows = table.iloc[start : start + batch_size]
@@ -88,7 +88,7 @@ def caption_frames(model, processor, frame_paths: list[str], batch_size: int = 1
 def compute_captions(model, processor, manifest: str | Path, out: str | Path, batch_size: int = 16,
                      splits: tuple[str, ...] = ("train",)) -> pd.DataFrame:
     """BLIP-2 captions of the frames of ``manifest`` (clip_id, caption), written once per dataset."""
-    table = read_csv(manifest)
+    table = read_manifest(manifest)
     table = table[table["split"].isin(splits)]
     captions = caption_frames(model, processor, table["frame"].tolist(), batch_size=batch_size)
     result = pd.DataFrame({"clip_id": table["clip_id"].tolist(), "caption": captions})

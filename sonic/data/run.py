@@ -17,7 +17,14 @@ from sonic.data.datasets import VGGSOUND_MIN_SECONDS, VGGSOUND_SECONDS, DatasetS
 from sonic.data.extract import ExtractSettings, extract_videos
 from sonic.data.manifest import build_manifest, build_rejects
 from sonic.data.tables import (
-    CLIP_COLUMNS, REJECT_COLUMNS, VIDEO_COLUMNS, Video, frame, read_csv, stable_hash, write_csv,
+    CLIP_COLUMNS,
+    REJECT_COLUMNS,
+    VIDEO_COLUMNS,
+    Video,
+    frame,
+    read_csv,
+    stable_hash,
+    write_csv,
 )
 
 log = logging.getLogger(__name__)

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from sonic.errors import InputError
+
 VIDEO_COLUMNS = ["dataset", "video_id", "video", "audio", "label", "native_split", "meta"]
 CLIP_COLUMNS = [
     "clip_id", "dataset", "video_id", "source", "start", "end", "label", "frame", "audio", "native_split", "meta",
@@ -64,7 +66,26 @@ def write_csv(df: pd.DataFrame, path: str | Path) -> None:
 
 
 def read_csv(path: str | Path) -> pd.DataFrame:
-    return pd.read_csv(path, keep_default_na=False, na_values=[""], dtype={"video_id": str, "clip_id": str})
+    """A table this project wrote (manifest, index, rejects, per-image scores); missing -> ``FileNotFoundError``,
+    not a CSV table -> :class:`~sonic.errors.InputError`, each naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(2, "no such table", str(path))
+    try:
+        return pd.read_csv(path, keep_default_na=False, na_values=[""], dtype={"video_id": str, "clip_id": str})
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise InputError(f"{path}: not a CSV table ({' '.join(str(err).split())})") from err
+
+
+def read_manifest(path: str | Path) -> pd.DataFrame:
+    """A dataset's ``manifest.csv`` (``sonic data manifest``): :func:`read_csv`, and a table without a clip id, a
+    label or a split column is an :class:`~sonic.errors.InputError` naming the file and the missing columns (each
+    reader needs further columns of :data:`CLIP_COLUMNS`)."""
+    table = read_csv(path)
+    missing = [c for c in ("clip_id", "label", "split") if c not in table.columns]
+    if missing:
+        raise InputError(f"{path}: not a manifest of `sonic data manifest` (no column {', '.join(missing)})")
+    return table
 
 
 def slug(text: str, max_len: int = 60) -> str:

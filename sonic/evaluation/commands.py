@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from sonic.config import Config, ConfigError
+from sonic.errors import InputError
 from sonic.methods import RELEASE, SONIC, is_sonic, variant_of
 
 log = logging.getLogger(__name__)
@@ -142,7 +143,7 @@ def figures(cfg: Config, weights: str, manifest: str, generated: str, fig10: str
     import numpy as np
 
     from sonic.audio import load_audio
-    from sonic.data.tables import read_csv
+    from sonic.data.tables import read_csv, read_manifest
     from sonic.evaluation.controls import figure10, gate_norms, most_different_pair, save_gate_norms
     from sonic.evaluation.edits import source_images
     from sonic.evaluation.runs import eval_jobs
@@ -165,7 +166,7 @@ def figures(cfg: Config, weights: str, manifest: str, generated: str, fig10: str
     missing = [label for label in pair if label not in clip_of]
     if missing:
         raise ConfigError(f"editing.control_pair: no evaluation clip of {missing} in {manifest}")
-    table = read_csv(manifest)
+    table = read_manifest(manifest)
     audio = dict(zip(table["clip_id"].astype(str), table["audio"].astype(str)))
     waves = [load_audio(audio[clip_of[label]], pipe.audio_encoder.sample_rate) for label in pair]
     ed = cfg.edit_settings()
@@ -206,6 +207,9 @@ def run_evaluate(args) -> int:
     if args.step == "grid":
         from sonic.evaluation.figures import comparison_grid
 
+        bad = [r for r in args.runs if "=" not in r]
+        if bad:
+            raise InputError(f"--runs: expected METHOD=FOLDER pairs, got {bad[0]!r}")
         comparison_grid(args.manifest, dict(r.split("=", 1) for r in args.runs), args.out, edits=args.edits)
         return 0
     cfg = config.from_args(args)

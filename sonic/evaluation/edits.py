@@ -24,7 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from sonic.data.features import load_clap_cache
-from sonic.data.tables import read_csv, write_csv
+from sonic.data.tables import read_csv, read_manifest, write_csv
 from sonic.evaluation.runs import RUN_COLUMNS, eval_jobs, image_name, write_machine
 from sonic.images import to_pil
 from sonic.methods import EDITORS, RELEASE, SONIC
@@ -42,7 +42,7 @@ def source_images(manifest: str | Path, folder: str | None, count: int) -> list[
         if not paths:
             raise FileNotFoundError(f"editing.sources: no images in {folder}")
         return paths[:count]
-    table = read_csv(manifest)
+    table = read_manifest(manifest)
     val = table[table["split"] == "val"]
     outside = val[val["eval"].astype(str).str.lower() != "true"]
     ordered = pd.concat([outside.drop_duplicates("label"), val.drop_duplicates("label"), val])
@@ -54,8 +54,8 @@ def _editor(cfg, method: str, weights: str, labels: list[str]):
     audio indices). The text-driven baselines edit without adapters: PnP on the base SD with the audio's class
     label as the prompt, AudioToken and GlueGen with their own text-encoder-space condition of the audio."""
     from sonic import competitors
-    from sonic.models import registry
     from sonic.editing.pnp import TextConditions
+    from sonic.models import registry
     from sonic.models.pipeline import SonicPipeline
     from sonic.models.sampling import FrozenSDSampler
 
@@ -104,10 +104,10 @@ def edit_run(cfg, method: str, weights: str | None, manifest: str | Path, clap: 
     structure figures. ``weights``: the method's weights folder (PnP reads none). ``read_only_cache``: the
     inversions in ``cache_dir`` are another job's output (:func:`invert_sources`); what they lack is computed in
     memory."""
-    from sonic.models import registry
     from sonic.editing.inversion import InversionCache, model_identity
     from sonic.editing.pnp import PnPConfig, edit
     from sonic.images import load_images
+    from sonic.models import registry
 
     if method not in EDITORS:
         raise ValueError(f"unknown editing method {method!r}; one of {EDITORS}")
@@ -148,7 +148,7 @@ def edit_run(cfg, method: str, weights: str | None, manifest: str | Path, clap: 
     structure = {"method": method, "sources": [str(s) for s in sources], "edits": len(table),
                  **structure_scores(registry.load_clip(cfg, "clip_eval"), torch.stack(source_tensors),
                                     load_images(table["path"].tolist(), size), torch.tensor(table["seed"].tolist()),
-                                    table["label"].tolist(), sorted(set(read_csv(manifest)["label"].astype(str)))),
+                                    table["label"].tolist(), sorted(set(read_manifest(manifest)["label"].astype(str)))),
                  "inversion_cache": {"hits": cache.hits, "misses": cache.misses}}
     (out / "structure.json").write_text(json.dumps(structure, indent=2) + "\n")
     log.info("%s: %d edits of %d sources; CLIP similarity to the source %.3f (other sources %s), edge SSIM %.3f "

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from sonic.data.tables import read_csv
+from sonic.data.tables import read_csv, read_manifest
 from sonic.evaluation.runs import image_name
 
 
@@ -18,7 +18,7 @@ def comparison_grid(manifest: str | Path, runs: dict[str, str | Path], out: str 
     each method's image of that clip (``seed``), a grey cell where a method has no image. With ``edits`` the runs
     are editing runs (``seed`` is the source's index) and the first column is that source image, read from the
     first run's ``manifest.csv``."""
-    table = read_csv(manifest)
+    table = read_manifest(manifest)
     chosen = table[table["eval"].astype(str).str.lower() == "true"]
     firsts = chosen.drop_duplicates("label")
     rows = list(firsts.itertuples(index=False)) + list(chosen.drop(firsts.index).itertuples(index=False))

@@ -35,7 +35,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from sonic.config import ConfigError
-from sonic.data.tables import read_csv, write_csv
+from sonic.data.tables import read_csv, read_manifest, write_csv
 from sonic.evaluation.runs import image_name
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ TIE = 1e-9  # means closer than this are equal (ties go to the smaller scale)
 def sweep_clips(manifest: str | Path, clips_per_class: int) -> pd.DataFrame:
     """(clip_id, label, frame) of the first ``clips_per_class`` train clips of each label, by clip_id, label-major
     (labels sorted)."""
-    table = read_csv(manifest)
+    table = read_manifest(manifest)
     train = table[table["split"].astype(str) == "train"]
     if train.empty:
         raise ValueError(f"{manifest}: no train clips to sweep the guidance scale on")
@@ -113,7 +113,7 @@ def guidance_sweep(cfg, dataset: str, methods: Sequence[str], weights: Sequence[
     resolution = cfg.generation.resolution
     clips = sweep_clips(manifest, sweep.clips_per_class)
     jobs = sweep_jobs(clips, sweep.seeds)
-    label_names = sorted(set(read_csv(manifest)["label"].astype(str)))
+    label_names = sorted(set(read_manifest(manifest)["label"].astype(str)))
     shape = load_references(references, references_index).shape
     if shape is None:
         log.warning("%s: the references hold no shape classifier; SAC is NaN", dataset)

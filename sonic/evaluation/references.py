@@ -28,7 +28,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from sonic.audio import load_audio
-from sonic.data.tables import read_csv, write_csv
+from sonic.data.tables import read_csv, read_manifest, write_csv
 from sonic.images import image_batches
 from sonic.metrics.shape import ShapeClassifier, fit_frames, shape_features, share_correct
 
@@ -79,11 +79,11 @@ def compute_references(cfg, manifest: str | Path, out: str | Path, index_out: st
                        progress: bool = True) -> References:
     """Embed the validation clips of ``manifest`` with the evaluation models, fit SAC's shape classifier on the
     train frames and write the cache; frames and audio are read ``batch_size`` at a time."""
-    from sonic.models import registry
     from sonic.metrics.clip_scores import image_features
     from sonic.metrics.models import wav2clip_features
+    from sonic.models import registry
 
-    table = read_csv(manifest)
+    table = read_manifest(manifest)
     val = table[table["split"] == "val"].reset_index(drop=True)
     if len(val) < 2:
         raise ValueError(f"{manifest}: {len(val)} validation clip(s); the metrics need at least 2 references")

@@ -15,8 +15,8 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from sonic.data.tables import read_csv, write_csv
 from sonic.data.features import load_clap_cache
+from sonic.data.tables import read_csv, read_manifest, write_csv
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ def image_name(clip_id: str, seed: int) -> str:
 
 def eval_jobs(manifest: str | Path, seeds: int) -> pd.DataFrame:
     """(clip_id, seed, label) for every evaluation clip x seed 0..seeds-1, clip-major, in manifest order."""
-    table = read_csv(manifest)
+    table = read_manifest(manifest)
     chosen = table[table["eval"].astype(str).str.lower() == "true"]
     if chosen.empty:
         raise ValueError(f"{manifest}: no evaluation clips (column `eval`); check data.eval_audios_per_class")

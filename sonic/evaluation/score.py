@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from sonic.data.manifest import has_labels
-from sonic.data.tables import read_csv, write_csv
+from sonic.data.tables import read_manifest, write_csv
 from sonic.evaluation.references import References, batched, feature_network
 from sonic.evaluation.runs import MACHINE_FILE, collect_folder, eval_jobs
 from sonic.images import load_images
@@ -126,7 +126,7 @@ def score_run(cfg, manifest: str | Path, refs: References, folder: str | Path, m
     if run.empty:
         raise FileNotFoundError(f"{folder}: none of the {len(jobs)} expected images of {method} on {dataset} exist "
                                 f"(layout <clip_id>_<seed>.png, e.g. {jobs['clip_id'][0]}_0.png)")
-    table = read_csv(manifest)
+    table = read_manifest(manifest)
     labelled = has_labels(table)  # a dataset without labels: no AIC (nor SAC: its references have no classifier)
     label_names = sorted(set(table["label"].astype(str))) if labelled else None
     ev = cfg.evaluation

@@ -19,13 +19,19 @@ def beta_arg(values: list[str] | None) -> float | dict[str, float]:
     if not values:
         return 1.0
     if len(values) == 1 and "=" not in values[0]:
-        return float(values[0])
+        try:
+            return float(values[0])
+        except ValueError:
+            raise InputError(f"--beta: expected one number or LAYER=VALUE pairs, got {values[0]!r}") from None
     out = {}
     for v in values:
         if "=" not in v:
-            raise SystemExit(f"--beta: expected one number or LAYER=VALUE pairs, got {v!r}")
+            raise InputError(f"--beta: expected one number or LAYER=VALUE pairs, got {v!r}")
         name, value = v.split("=", 1)
-        out[name] = float(value)
+        try:
+            out[name] = float(value)
+        except ValueError:
+            raise InputError(f"--beta: {v!r}: {value!r} is not a number") from None
     return out
 
 

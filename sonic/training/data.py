@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from sonic.data.features import load_clap_cache
-from sonic.data.tables import read_csv
+from sonic.data.tables import read_csv, read_manifest
 from sonic.errors import InputError
 from sonic.images import resize_shorter_side
 
@@ -51,7 +51,7 @@ def load_clip_set(manifest: str | Path, clap: str | Path, clap_index: str | Path
     A clip missing from the CLAP cache or from the captions is an error naming the file and the clip: the caches
     are built from the same manifest, so a gap means a stale cache.
     """
-    table = read_csv(manifest)
+    table = read_manifest(manifest)
     table = table[table["split"].isin(splits)].reset_index(drop=True)
     if table.empty:
         raise ValueError(f"{manifest}: no clips in split(s) {list(splits)}")

@@ -9,12 +9,11 @@ import json
 from collections import Counter
 from pathlib import Path
 
-
-from sonic.models import registry
 from sonic.config import Config
 from sonic.images import load_images
 from sonic.metrics.clip_scores import zero_shot
 from sonic.metrics.shape import ShapeClassifier, share_correct
+from sonic.models import registry
 from sonic.models.pipeline import SonicPipeline
 from sonic.training.data import ClipSet
 

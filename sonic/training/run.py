@@ -9,9 +9,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from sonic.models import registry
 from sonic.config import Config, ConfigError, ProjectorSettings, typed
-from sonic.data.tables import read_csv
+from sonic.data.tables import read_manifest
+from sonic.models import registry
 from sonic.models.io import load_projector
 from sonic.models.params import projector_config
 from sonic.models.projector import build_projector
@@ -106,7 +106,7 @@ def quality_check(cfg: Config, manifest: str, clap: str, clap_index: str, out: P
     from sonic.metrics.shape import fit_frames
     from sonic.training import quality
 
-    table = read_csv(manifest)
+    table = read_manifest(manifest)
     if table["label"].isna().all():
         log.warning("stage 2 check skipped: %s has no labels to classify the images by", manifest)
         return {"skipped": "the dataset has no labels"}

@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from sonic import config as config_mod
+from sonic.errors import InputError
 from sonic.images import image_batches, load_image, load_images
 from tests.tiny import tiny_config_dict, write_clip_folder, write_fid_folder
 
@@ -35,7 +36,7 @@ def test_load_image_resizes_the_shorter_side_and_centre_crops(tmp_path):
         load_images([tmp_path / "wide.png", tmp_path / "tall.png"])
     batches = list(image_batches([tmp_path / "wide.png", tmp_path / "tall.png", tmp_path / "sq.png"], 16, 2))
     assert [tuple(b.shape) for b in batches] == [(2, 3, 16, 16), (1, 3, 16, 16)]
-    with pytest.raises(OSError, match="broken.png: cannot read the image"):
+    with pytest.raises(InputError, match="broken.png: cannot read the image"):
         (tmp_path / "broken.png").write_bytes(b"not a png")
         load_image(tmp_path / "broken.png", 16)
 

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from sonic.data.tables import read_csv
+from sonic.data.tables import read_manifest
 from sonic.demo.pretrain.captions import reference_caption
 
 
@@ -30,7 +30,7 @@ def load_pairs(manifests: list[str | Path], splits: tuple[str, ...] = ("train",)
     """All clips of the given splits of the manifests, each with its reference caption (from the full frame)."""
     pairs = []
     for manifest in manifests:
-        table = read_csv(manifest)
+        table = read_manifest(manifest)
         for row in table.itertuples():
             if row.split not in splits:
                 continue
