@@ -77,12 +77,12 @@ def read_csv(path: str | Path) -> pd.DataFrame:
         raise InputError(f"{path}: not a CSV table ({' '.join(str(err).split())})") from err
 
 
-def read_manifest(path: str | Path) -> pd.DataFrame:
-    """A dataset's ``manifest.csv`` (``sonic data manifest``): :func:`read_csv`, and a table without a clip id, a
-    label or a split column is an :class:`~sonic.errors.InputError` naming the file and the missing columns (each
-    reader needs further columns of :data:`CLIP_COLUMNS`)."""
+def read_manifest(path: str | Path, columns: tuple[str, ...] = ("clip_id",)) -> pd.DataFrame:
+    """A dataset's ``manifest.csv`` (``sonic data manifest``): :func:`read_csv`, and a table without the ``columns``
+    its reader needs (a clip id at least; others of :data:`CLIP_COLUMNS` and ``split``) is an
+    :class:`~sonic.errors.InputError` naming the file and the missing columns."""
     table = read_csv(path)
-    missing = [c for c in ("clip_id", "label", "split") if c not in table.columns]
+    missing = [c for c in columns if c not in table.columns]
     if missing:
         raise InputError(f"{path}: not a manifest of `sonic data manifest` (no column {', '.join(missing)})")
     return table

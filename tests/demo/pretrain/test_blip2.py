@@ -177,7 +177,8 @@ def test_captions_command_loads_blip2_in_the_configured_dtype(trained, tmp_path,
 
     monkeypatch.setattr(features, "compute_captions", fake_captions)
     settings = {"models": {"blip2": str(root / "run0")}, "data": {"caption_dtype": "bfloat16"}}
-    argv = ["features", "captions", "--settings", json.dumps(settings), "--manifest", "unused.csv",
+    (tmp_path / "manifest.csv").write_text("clip_id\nc0\n")  # read before the model loads, then not used
+    argv = ["features", "captions", "--settings", json.dumps(settings), "--manifest", str(tmp_path / "manifest.csv"),
             "--out", str(tmp_path / "captions.csv")]
     assert cli.main(argv) == 0
     assert seen["dtype"] == torch.bfloat16 and isinstance(seen["captions"][0], str)
