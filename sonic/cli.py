@@ -34,6 +34,17 @@ def _set_threads(n: int | None) -> None:
             sys.modules["torch"].set_num_threads(n)
 
 
+def command_name(argv: list[str]) -> str:
+    """The command as typed, without options: ``train stage1`` of ``sonic -v train stage1 --config c.yaml``."""
+    words = [w for w in argv if w not in ("-v", "--verbose")]
+    name = []
+    for w in words:
+        if w.startswith("-"):
+            break
+        name.append(w)
+    return " ".join(name)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sonic", description="SonicDiffusion: audio-driven image generation and "
                                      "editing with a frozen Stable Diffusion (sonic <command> --help)")
@@ -59,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     except (InputError, *PATH_ERRORS) as err:  # a user's mistake: one line, exit 2 (sonic.errors); -v: traceback
         if args.verbose:
             raise
-        print(f"sonic {args.command}: {one_line(err)}", file=sys.stderr)
+        print(f"sonic {command_name(argv)}: {one_line(err)}", file=sys.stderr)
         return 2
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from sonic.cli import main
+from sonic.cli import command_name, main
 from tests.tiny import AUDIO_DIM, tiny_config_dict
 
 
@@ -86,7 +86,7 @@ def test_a_bad_input_is_one_line_naming_it_and_exit_2(world, case, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err, case
     last = err[-1]
-    assert last.startswith(f"sonic {argv[0]}: ") and str(path) in last, (case, last)
+    assert last.startswith(f"sonic {command_name(argv)}: ") and str(path) in last, (case, last)
     assert "Traceback" not in "\n".join(err), case
 
 
@@ -109,6 +109,11 @@ def test_a_bug_keeps_its_traceback(monkeypatch):
     monkeypatch.setattr(commands, "run_params", broken)
     with pytest.raises(ValueError, match="internal inconsistency"):
         main(["params", "--config", str(Path(__file__).resolve().parents[1] / "config.yaml")])
+
+
+def test_the_error_line_names_the_command_as_typed():
+    assert command_name(["-v", "train", "stage1", "--config", "c.yaml"]) == "train stage1"
+    assert command_name(["generate", "--weights", "w"]) == "generate"
 
 
 def test_one_line_names_the_path_of_an_os_error():
