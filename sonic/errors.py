@@ -9,6 +9,9 @@ directory" and "permission denied"); any other exception that escapes a command 
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 
 class InputError(ValueError):
     """A user's input (file, folder, option value, config key) is missing or wrong; the message names it."""
@@ -26,12 +29,9 @@ def one_line(err: BaseException) -> str:
     return " ".join(str(err).split()) or err.__class__.__name__
 
 
-def read_json(path, what: str = "JSON file"):
+def read_json(path: str | Path, what: str = "JSON file"):
     """The parsed content of a user's JSON file (a score file, a weights config); missing -> FileNotFoundError,
     not JSON -> :class:`InputError`, each naming the file."""
-    import json
-    from pathlib import Path
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(2, f"no such {what}", str(path))
