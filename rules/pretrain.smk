@@ -22,7 +22,7 @@ if PRETRAIN:
             mem_mb=8000,
             runtime=60,
         params:
-            settings=settings("seed", "pretrain.steps"),
+            settings=settings("seed", "pretrain.steps", "pretrain.clip"),
         shell:
             "sonic pretrain clip --settings {params.settings:q} --manifests {input.manifests:q} "
             "--out {output.model:q} --threads {threads} > {log:q} 2>&1"
@@ -43,7 +43,7 @@ if PRETRAIN:
             mem_mb=8000,
             runtime=60,
         params:
-            settings=settings("seed", "pretrain.steps"),
+            settings=settings("seed", "pretrain.steps", "pretrain.clap"),
         shell:
             "sonic pretrain clap --settings {params.settings:q} --manifests {input.manifests:q} "
             "--out {output.model:q} --threads {threads} > {log:q} 2>&1"
@@ -65,7 +65,7 @@ if PRETRAIN:
             mem_mb=8000,
             runtime=60,
         params:
-            settings=settings("seed", "pretrain.steps", "models.clip_ais"),
+            settings=settings("seed", "pretrain.steps", "pretrain.wav2clip", "models.clip_ais"),
         shell:
             "sonic pretrain wav2clip --settings {params.settings:q} --manifests {input.manifests:q} "
             "--out {output.model:q} --threads {threads} > {log:q} 2>&1"
@@ -86,7 +86,7 @@ if PRETRAIN:
             mem_mb=4000,
             runtime=30,
         params:
-            settings=settings("seed", "pretrain.steps"),
+            settings=settings("seed", "pretrain.steps", "pretrain.fid"),
         shell:
             "sonic pretrain fid --settings {params.settings:q} --manifests {input.manifests:q} "
             "--out {output.model:q} --threads {threads} > {log:q} 2>&1"
@@ -107,7 +107,7 @@ if PRETRAIN:
             mem_mb=8000,
             runtime=60,
         params:
-            settings=settings("seed", "pretrain.steps"),
+            settings=settings("seed", "pretrain.steps", "pretrain.blip2"),
         shell:
             "sonic pretrain blip2 --settings {params.settings:q} --manifests {input.manifests:q} "
             "--out {output.model:q} --threads {threads} > {log:q} 2>&1"

@@ -1,6 +1,9 @@
 """The configuration contract: one YAML file (``config.yaml`` for the demo, ``workflow/configs/paper.yaml`` for the
 paper) is validated against ``workflow/schemas/config.schema.yaml`` and turned into frozen dataclasses, one per
-section. The dataclasses below are the one place that holds defaults; the schema checks types and ranges only.
+section. The dataclasses below, and the settings of each stage, competitor and miniature model that they hold as
+typed fields (:mod:`sonic.settings`), are the one place of every default; the schema checks types and ranges only
+(its ``pretrain.<model>`` sections are generated from :mod:`sonic.settings`, the others are checked equal to the
+dataclasses by ``tests/test_schema_fields.py``).
 
 Two ways in, one result:
 
@@ -26,8 +29,21 @@ from typing import Any
 
 import yaml
 
+from sonic import settings as settings_module
 from sonic import variants
 from sonic.errors import InputError
+from sonic.settings import (
+    AudioTokenSettings,
+    Blip2Settings,
+    ClapRecipe,
+    ClipSettings,
+    FidNetSettings,
+    GlueGenSettings,
+    SdSettings,
+    Stage1Settings,
+    Stage2Settings,
+    Wav2ClipSettings,
+)
 
 
 class ConfigError(InputError):
@@ -184,8 +200,15 @@ class PretrainConfig:
     enabled: bool = False
     random_weights: bool = False  # rehearsal: paper-size random-weight models (sonic.demo.random_models)
     evaluate: bool = True
-    steps: dict[str, int | None] = field(default_factory=dict)  # per miniature model; unnamed = its own default
-    sd: dict = field(default_factory=dict)  # overrides of sonic.demo.pretrain.sd.SdSettings (the SD recipe)
+    steps: dict[str, int | None] = field(default_factory=dict)  # per miniature model; unnamed = its recipe's steps
+    # the miniature models' recipes (sonic.settings); their seed is the top-level seed, not a key here
+    sd: SdSettings = SdSettings()
+    clip: ClipSettings = ClipSettings()
+    clap: ClapRecipe = ClapRecipe()
+    blip2: Blip2Settings = Blip2Settings()
+    wav2clip: Wav2ClipSettings = Wav2ClipSettings()
+    fid: FidNetSettings = FidNetSettings()
+
 
 
 LOOP_KEYS = ("checkpoint_every", "checkpoints_total_limit", "mixed_precision", "max_grad_norm")
@@ -193,9 +216,9 @@ LOOP_KEYS = ("checkpoint_every", "checkpoints_total_limit", "mixed_precision", "
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    """``training``: the loop settings shared by every trained method, the stage settings (overrides of
-    :class:`~sonic.training.stage1.Stage1Settings` / ``Stage2Settings``, whose defaults they are) and the
-    variants (:mod:`sonic.variants`)."""
+    """``training``: the loop settings shared by every trained method, the stage settings
+    (:class:`~sonic.settings.Stage1Settings` / ``Stage2Settings``) and the variants (:mod:`sonic.variants`), which
+    override parts of them and are checked against the same types when the config is read."""
 
     run_variants: tuple[str, ...] = ("full",)
     threads: int = 2
@@ -206,8 +229,8 @@ class TrainingConfig:
     budget: dict[str, float] | None = None
     quality_check: dict | None = None
     resources: dict = field(default_factory=dict)
-    stage1: dict = field(default_factory=dict)
-    stage2: dict = field(default_factory=dict)
+    stage1: Stage1Settings = Stage1Settings()
+    stage2: Stage2Settings = Stage2Settings()
     variants: dict = field(default_factory=lambda: {"full": {}})
 
     def loop(self) -> dict:
@@ -221,10 +244,10 @@ class TrainingConfig:
 
 @dataclass(frozen=True)
 class CompetitorsConfig:
-    """Overrides of :class:`~sonic.competitors.audiotoken.AudioTokenSettings` / ``GlueGenSettings``."""
+    """The trained competitors' settings (:class:`~sonic.settings.AudioTokenSettings` / ``GlueGenSettings``)."""
 
-    audiotoken: dict = field(default_factory=dict)
-    gluegen: dict = field(default_factory=dict)
+    audiotoken: AudioTokenSettings = AudioTokenSettings()
+    gluegen: GlueGenSettings = GlueGenSettings()
 
 
 @dataclass(frozen=True)
@@ -358,7 +381,7 @@ class Config:
 
 def _plain(value: Any) -> Any:
     if dataclasses.is_dataclass(value):
-        items = ((f.name, getattr(value, f.name)) for f in fields(value))
+        items = ((f.name, getattr(value, f.name)) for f in _keys(type(value)))
         return {k: _plain(v) for k, v in items if not isinstance(v, NotGiven)}
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
@@ -368,51 +391,109 @@ def _plain(value: Any) -> Any:
 
 
 # ---- building -------------------------------------------------------------------------------------------------
+# Sections whose value may be null (no default instance to read the type from).
+NULLABLE_SECTIONS = {(EvaluationConfig, "guidance_sweep"): GuidanceSweepConfig}
+
+
+def _keys(cls: type) -> list:
+    """The fields of ``cls`` that the configuration sets: all but those marked ``metadata={"config": False}``
+    (a recipe's ``seed``, which is the top-level ``seed``)."""
+    return [f for f in fields(cls) if f.metadata.get("config", True)]
+
+
+def _section_type(cls: type, f) -> type | None:
+    """The dataclass a field of ``cls`` holds (a nested section or a stage's settings), or None."""
+    if (cls, f.name) in NULLABLE_SECTIONS:
+        return NULLABLE_SECTIONS[cls, f.name]
+    default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+    return type(default) if dataclasses.is_dataclass(default) else None
+
+
 def _build(cls: type, values: dict, path: str, source: str, partial: bool):
+    where = f"{source}: {path}" if source else path
     if not isinstance(values, dict):
-        raise ConfigError(f"{source}: {path} must be a mapping, got {values!r}")
-    known = {f.name: f for f in fields(cls)}
+        raise ConfigError(f"{where} must be a mapping, got {values!r}")
+    known = {f.name: f for f in _keys(cls)}
     unknown = sorted(set(values) - set(known))
     if unknown:
-        raise ConfigError(f"{source}: {path}: unknown keys {unknown} (known: {sorted(known)})")
+        raise ConfigError(f"{where}: unknown keys {unknown} (known: {sorted(known)})")
     kwargs = {}
     for name, f in known.items():
         if name not in values:
             if partial:
                 kwargs[name] = NotGiven(f"{path}.{name}", source)
             continue
-        value = values[name]
-        if name == "synth" and cls is DataConfig:
-            value = _build(SynthConfig, value or {}, f"{path}.synth", source, partial=False)
-        elif name == "guidance_sweep" and cls is EvaluationConfig and value is not None:
-            value = _build(GuidanceSweepConfig, value, f"{path}.guidance_sweep", source, partial=False)
-        elif name == "replicates" and cls is EvaluationConfig:
-            value = _build(ReplicatesConfig, value or {}, f"{path}.replicates", source, partial=False)
+        value, nested = values[name], _section_type(cls, f)
+        if nested is not None and not (value is None and (cls, name) in NULLABLE_SECTIONS):
+            value = _build(nested, value or {}, f"{path}.{name}", source, partial=False)
         elif isinstance(value, list):
             value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
         kwargs[name] = value
     try:
         return cls(**kwargs)
-    except TypeError as err:
-        raise ConfigError(f"{source}: {path}: {err}") from err
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{where}: {err}") from err
 
 
 def typed(cls: type, values: dict, where: str):
     """``cls(**values)`` for a settings dataclass of a stage (e.g. ``Stage1Settings``), the unknown keys and the
     values it rejects reported as a :class:`ConfigError` naming ``where``."""
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ConfigError(f"{where}: unknown keys {unknown} (known: {sorted(known)})")
-    try:
-        return cls(**values)
-    except ValueError as err:
-        raise ConfigError(f"{where}: {err}") from err
+    if isinstance(values, cls):
+        return values
+    return _build(cls, values, where, None, partial=False)
 
 
 def schema() -> dict:
+    """The config schema (``workflow/schemas/config.schema.yaml``), each section marked ``x-settings: <name>``
+    filled in from that dataclass of :mod:`sonic.settings` (:func:`settings_schema`)."""
     text = resources.files("sonic").joinpath("resources/config.schema.yaml").read_text()
-    return yaml.safe_load(text)
+    return _fill_settings(yaml.safe_load(text))
+
+
+def _fill_settings(node: Any) -> Any:
+    if isinstance(node, dict):
+        if "x-settings" in node:
+            node.update(settings_schema(getattr(settings_module, node["x-settings"])))
+        for value in node.values():
+            _fill_settings(value)
+    elif isinstance(node, list):
+        for value in node:
+            _fill_settings(value)
+    return node
+
+
+def settings_schema(cls: type) -> dict:
+    """The JSON schema of a settings dataclass: an object of exactly its configurable fields (:func:`_keys`), each
+    typed by its annotation; no defaults (they stay in the dataclass) and no ranges (the dataclass checks them)."""
+    import typing
+
+    hints = typing.get_type_hints(cls)
+    return {"type": "object", "additionalProperties": False,
+            "properties": {f.name: _type_schema(hints[f.name], f"{cls.__name__}.{f.name}") for f in _keys(cls)}}
+
+
+def _type_schema(tp: Any, where: str) -> dict:
+    import types
+    import typing
+
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        options = [_type_schema(a, where) for a in args if a is not type(None)]
+        schema_ = options[0] if len(options) == 1 else {"anyOf": options}
+        return {"anyOf": [schema_, {"type": "null"}]} if type(None) in args else schema_
+    if dataclasses.is_dataclass(tp):
+        return settings_schema(tp)
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return {"type": "array", "items": _type_schema(args[0], where)}
+        return {"type": "array", "prefixItems": [_type_schema(a, where) for a in args], "minItems": len(args),
+                "maxItems": len(args)}
+    if origin is dict or tp is dict:
+        return {"type": "object"}
+    simple = {bool: "boolean", int: "integer", float: "number", str: "string"}
+    if tp in simple:
+        return {"type": simple[tp]}
+    raise TypeError(f"{where}: no schema for the annotation {tp!r}")
 
 
 def validate(data: dict, source: str = "<config>", partial: bool = False) -> None:
@@ -446,13 +527,24 @@ def _error_lines(error) -> list[str]:
     elif error.validator == "enum" and "propertyNames" in error.schema_path:  # a name outside the known ones
         known, given = sorted(map(str, error.validator_value)), [str(error.instance)]
     if not given:
-        return [f"  {where or '<root>'}: {error.message}"]
+        return [f"  {where or '<root>'}: {error.message}{_number_hint(error)}"]
     lines = []
     for key in given:
         close = difflib.get_close_matches(key, known, n=1, cutoff=0.5)
         hint = f"did you mean {close[0]!r}?" if close else f"valid: {', '.join(known)}"
         lines.append(f"  {prefix}{key}: unknown key; {hint}")
     return lines
+
+
+def _number_hint(error) -> str:
+    """A number written as YAML 1.1 reads text (``1e-4``: no dot), which Snakemake and PyYAML both do."""
+    if error.validator != "type" or not isinstance(error.instance, str) or "number" not in str(error.validator_value):
+        return ""
+    try:
+        float(error.instance)
+    except ValueError:
+        return ""
+    return f" (YAML reads {error.instance} as text: write it with a dot, e.g. 1.0e-4 for 1e-4)"
 
 
 def check_names(data: dict, source: str = "<config>") -> None:
@@ -510,6 +602,7 @@ def from_dict(data: dict, source: str = "<config>", partial: bool = False) -> Co
 def _check(cfg: Config) -> None:
     """Cross-section checks of a whole configuration."""
     cfg.models.check_fid_independent(cfg.source)
+    _check_variants(cfg)
     if cfg.pretrain.enabled and cfg.pretrain.random_weights:
         raise ConfigError(f"{cfg.source}: pretrain.enabled and pretrain.random_weights both write the `models` "
                           "locations; set one of them")
@@ -518,6 +611,18 @@ def _check(cfg: Config) -> None:
         if missing:
             raise ConfigError(f"{cfg.source}: data.split is 'file' but data.datasets.{missing[0]} has no split_files "
                               f"({{train: <list>, val: <list>}}); datasets without lists: {missing}")
+
+
+def _check_variants(cfg: Config) -> None:
+    """Every variant of ``training.variants`` resolved and built into the types it trains with, so that a value a
+    stage rejects (both stage-1 weights 0, say) fails when the config is read, naming the variant, not when its
+    training job starts."""
+    for name in variants.variant_names(cfg.select("training")):
+        resolved = cfg.variant(name)
+        for section, cls in (("stage1", Stage1Settings), ("stage2", Stage2Settings), ("projector", ProjectorSettings),
+                             ("adapters", AdapterConfig)):
+            if resolved[section] is not None:
+                typed(cls, resolved[section], f"{cfg.source}: training.variants.{name}.{section}")
 
 
 def from_settings(text: str, source: str = "--settings") -> Config:
@@ -533,10 +638,14 @@ def load(path: str | Path) -> Config:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: configuration file not found")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({err})") from err
+    text = path.read_text()
+    try:  # JSON first, then YAML, as Snakemake reads a --configfile (a JSON file is not always YAML 1.1: 1e-06)
+        data = json.loads(text)
+    except ValueError:
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML ({err})") from err
     return from_dict(data, str(path))
 
 

@@ -2,7 +2,6 @@
 default: every section of ``sonic.config``, each stage's, competitor's and the miniature SD's settings."""
 
 from dataclasses import fields, is_dataclass
-from pathlib import Path
 
 import pytest
 
@@ -19,18 +18,19 @@ def _node(path: str) -> dict:
 
 
 def _settings():
-    from sonic.competitors.audiotoken import AudioTokenSettings
-    from sonic.competitors.gluegen import GlueGenSettings
-    from sonic.demo.pretrain.sd import SdSettings
-    from sonic.training.stage1 import Stage1Settings
-    from sonic.training.stage2 import Stage2Settings
+    from sonic import settings
 
-    return {  # schema path -> (dataclass, fields the config does not set: they come from elsewhere)
-        "training.stage1": (Stage1Settings, set()),
-        "training.stage2": (Stage2Settings, set()),
-        "competitors.audiotoken": (AudioTokenSettings, set()),
-        "competitors.gluegen": (GlueGenSettings, set()),
-        "pretrain.sd": (SdSettings, {"seed"}),  # the top-level seed
+    return {  # schema path -> dataclass (its fields marked config=False come from elsewhere: a recipe's seed)
+        "training.stage1": settings.Stage1Settings,
+        "training.stage2": settings.Stage2Settings,
+        "competitors.audiotoken": settings.AudioTokenSettings,
+        "competitors.gluegen": settings.GlueGenSettings,
+        "pretrain.sd": settings.SdSettings,
+        "pretrain.clip": settings.ClipSettings,
+        "pretrain.clap": settings.ClapRecipe,
+        "pretrain.blip2": settings.Blip2Settings,
+        "pretrain.wav2clip": settings.Wav2ClipSettings,
+        "pretrain.fid": settings.FidNetSettings,
     }
 
 
@@ -49,16 +49,48 @@ def test_every_config_section_and_the_schema_name_the_same_keys():
     assert top == set(config.SECTIONS) | set(config.SCALARS), sorted(top ^ (set(config.SECTIONS) | set(config.SCALARS)))
     for path, cls in _sections().items():
         listed = set(_node(path).get("properties", {}))
-        assert listed == {f.name for f in fields(cls)}, (path, sorted(listed ^ {f.name for f in fields(cls)}))
+        assert listed == _configurable(cls), (path, sorted(listed ^ _configurable(cls)))
 
 
-@pytest.mark.parametrize("path", ["training.stage1", "training.stage2", "competitors.audiotoken",
-                                  "competitors.gluegen", "pretrain.sd"])
+def _configurable(cls) -> set[str]:
+    return {f.name for f in fields(cls) if f.metadata.get("config", True)}
+
+
+@pytest.mark.parametrize("path", sorted(_settings()))
 def test_every_settings_dataclass_and_its_schema_section_name_the_same_keys(path):
-    cls, elsewhere = _settings()[path]
+    cls = _settings()[path]
     listed = set(_node(path)["properties"])
-    assert listed == {f.name for f in fields(cls)} - elsewhere, sorted(listed ^ ({f.name for f in fields(cls)} - elsewhere))
+    assert listed == _configurable(cls), sorted(listed ^ _configurable(cls))
     assert _node(path).get("additionalProperties") is False, path
+
+
+@pytest.mark.parametrize("path", sorted(_settings()))
+def test_every_settings_dataclass_is_a_typed_field_of_the_config(path):
+    """The config holds each stage's, competitor's and miniature model's settings as that dataclass, so a value it
+    rejects fails when the file is read; its default is the dataclass's own (one place of the defaults)."""
+    section, name = path.split(".")
+    holder = config.SECTIONS[section]
+    field_ = {f.name: f for f in fields(holder)}[name]
+    assert field_.default == _settings()[path](), path
+    cfg = config.from_dict({**_minimal(), section: {name: {}}}, "<test>")
+    assert isinstance(getattr(getattr(cfg, section), name), _settings()[path]), path
+
+
+def _minimal() -> dict:
+    return {"profile": "demo", "seed": 0, "models": {"sd": "sd"}, "audio_encoder": {"embed_dim": 8, "sample_rate": 48000},
+            "data": {"datasets": {"mine": {"format": "folder", "root": "videos"}}}}
+
+
+def test_a_recipe_seed_is_not_a_config_key():
+    """A recipe's seed is the run's top-level seed: the schema does not list it, and the config rejects it."""
+    assert "seed" not in _node("pretrain.clip")["properties"]
+    with pytest.raises(config.ConfigError, match="seed"):
+        config.from_dict({**_minimal(), "pretrain": {"clip": {"seed": 3}}}, "<test>")
+
+
+def test_a_generated_section_rejects_a_wrong_type():
+    with pytest.raises(config.ConfigError, match=r"pretrain\.fid\.widths"):
+        config.from_dict({**_minimal(), "pretrain": {"fid": {"widths": "wide"}}}, "<test>")
 
 
 def test_the_schema_writes_no_default():

@@ -43,6 +43,7 @@ from torch import nn
 
 from sonic.competitors.common import InputStats, TextConditionedGenerator, freeze_sd, load_modules, save_modules
 from sonic.models.io import read_config
+from sonic.settings import AudioTokenSettings
 from sonic.training import loop
 from sonic.training.data import ClipSet, FrameStore
 from sonic.training.stage2 import diffusion_target
@@ -53,43 +54,6 @@ FORMAT = "sonic-audiotoken"
 LORA_NAME = "audiotoken"
 LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
 LORA_FILE = "lora.safetensors"
-LR_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine")
-
-
-@dataclass(frozen=True)
-class AudioTokenSettings:
-    """``competitors.audiotoken.*``; defaults = the demo SonicDiffusion stage-2 budget (steps, batch, lr, wd,
-    augmentation)."""
-
-    steps: int = 200
-    batch_size: int = 16
-    lr: float = 1e-3
-    weight_decay: float = 1e-2
-    hidden_dim: int = 512  # embedder MLP width
-    l1_weight: float = 0.01  # the token regulariser of the paper
-    template: str = "a photo of {}"
-    placeholder: str = "*"  # an existing word that the tokenizer keeps as one token
-    resolution: int | None = None  # None = generation.resolution
-    resize_scale: float = 1.125
-    gradient_checkpointing: bool = False
-    lora_rank: int = 4  # LoRA on the UNet's attention (the original's rank); 0 = the embedder alone
-    lr_scale_by_batch: bool = False  # lr x batch_size (the original's --scale_lr)
-    lr_scheduler: str = "constant"  # diffusers.optimization.get_scheduler name
-    lr_warmup_steps: int = 0
-
-    def __post_init__(self) -> None:
-        if self.lora_rank < 0 or self.lr_warmup_steps < 0:
-            raise ValueError("audiotoken.lora_rank and lr_warmup_steps must be >= 0")
-        if self.lr_scheduler not in LR_SCHEDULERS:
-            raise ValueError(f"audiotoken.lr_scheduler must be one of {LR_SCHEDULERS}, got {self.lr_scheduler!r}")
-        if self.steps < 1 or self.batch_size < 1 or self.hidden_dim < 1:
-            raise ValueError("audiotoken.steps, batch_size and hidden_dim must be >= 1")
-        if self.l1_weight < 0:
-            raise ValueError(f"audiotoken.l1_weight must be >= 0, got {self.l1_weight}")
-        if self.template.count("{}") != 1:
-            raise ValueError(f"audiotoken.template must contain one '{{}}', got {self.template!r}")
-        if self.resize_scale < 1.0:
-            raise ValueError(f"audiotoken.resize_scale must be >= 1, got {self.resize_scale}")
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from itertools import product
 from pathlib import Path
 
@@ -82,113 +82,13 @@ from torch import nn
 from sonic.competitors.common import InputStats, TextConditionedGenerator, load_modules, save_modules
 from sonic.models.io import read_config
 from sonic.models.text import encode_prompts
+from sonic.settings import GlueGenSettings
 from sonic.training import loop
 from sonic.training.data import ClipSet
 
 log = logging.getLogger(__name__)
 
 FORMAT = "sonic-gluegen"
-
-# The original's image templates (train L44-51), in its order, its duplicate included.
-TEMPLATES = ("a vivid photo of {}", "a vivid rendering of {}", "the vivid photo of {}", "a vivid photo of {}",
-             "a good photo of {}", "a vivid illustration of {}")
-
-# Phrases per label, the label (in words) first, as the original's table lists the class name among its phrases.
-SYNONYMS: dict[str, tuple[str, ...]] = {
-    # Landscape classes
-    "explosion": ("explosion", "a blast", "a detonation", "an explosion with fire and smoke"),
-    "fire crackling": ("fire crackling", "a crackling fire", "a burning campfire", "flames burning wood"),
-    "raining": ("raining", "rain falling", "a rainy day", "heavy rainfall"),
-    "splashing water": ("splashing water", "water splashing", "waves splashing on the shore"),
-    "squishing water": ("squishing water", "feet squishing through mud", "wet ground squelching"),
-    "thunder": ("thunder", "a thunderstorm", "lightning and thunder", "a stormy sky"),
-    "underwater bubbling": ("underwater bubbling", "bubbles under water", "an underwater scene with bubbles"),
-    "waterfall burbling": ("waterfall burbling", "a waterfall", "water cascading down rocks"),
-    "wind noise": ("wind noise", "wind blowing", "a windy day", "strong wind"),
-    # Greatest Hits materials
-    "wood": ("wood", "a wooden surface", "timber"),
-    "metal": ("metal", "a metal surface", "steel"),
-    "dirt": ("dirt", "soil", "muddy ground"),
-    "rock": ("rock", "stone", "a boulder"),
-    "leaf": ("leaves", "a pile of leaves", "fallen leaves"),
-    "plastic": ("plastic", "a plastic surface", "a plastic object"),
-    "cloth": ("cloth", "fabric", "a piece of cloth"),
-    "paper": ("paper", "a sheet of paper", "a stack of paper"),
-    "grass": ("grass", "a lawn", "green grass"),
-    "water": ("water", "a puddle", "a water surface"),
-    "drywall": ("drywall", "a plaster wall", "a gypsum board"),
-    "gravel": ("gravel", "pebbles", "small stones"),
-    "plastic-bag": ("plastic bag", "a plastic bag", "a shopping bag"),
-    "ceramic": ("ceramic", "pottery", "porcelain"),
-    "tile": ("tile", "a tiled floor", "ceramic tiles"),
-    "carpet": ("carpet", "a rug", "a carpeted floor"),
-    "glass": ("glass", "a glass surface", "a window pane"),
-    # RAVDESS emotions
-    "neutral": ("neutral", "a neutral face", "an expressionless face"),
-    "calm": ("calm", "a calm face", "a peaceful face", "a relaxed face"),
-    "happy": ("happy", "a happy face", "a smiling face", "a joyful face"),
-    "sad": ("sad", "a sad face", "an unhappy face", "a sorrowful face"),
-    "angry": ("angry", "an angry face", "a furious face"),
-    "fearful": ("fearful", "a fearful face", "a scared face", "a frightened face"),
-    "disgust": ("disgust", "a disgusted face", "a repulsed face"),
-    "surprised": ("surprised", "a surprised face", "an astonished face"),
-    # Into-the-Wild tags (combined labels such as "forest+rain" are built from these, see label_phrases)
-    "snow": ("snow", "a snowy trail", "snow-covered ground"),
-    "forest": ("forest", "a forest trail", "woods"),
-    "rain": ("rain", "rainy weather", "a rainy trail"),
-    "hiking": ("hiking", "a hiking trail", "a mountain path"),
-}
-
-
-@dataclass(frozen=True)
-class GlueGenSettings:
-    """``competitors.gluegen.*``. steps, batch, lr, wd: the demo SonicDiffusion stage-2 budget; the loss and its
-    prompts: the original's (module docstring)."""
-
-    steps: int = 200
-    batch_size: int = 16
-    lr: float = 1e-3
-    weight_decay: float = 1e-2
-    templates: tuple[str, ...] = TEMPLATES  # label-prompt templates, one drawn per clip and step
-    template: str | None = None  # shorthand for templates=(template,), as older configs set it
-    synonyms: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(SYNONYMS), hash=False)  # {}: none
-    target_norm: float | None = 2.0  # targets / (per-token norm / target_norm); None: raw targets
-    importance_weights: bool = True  # per-token weights on the alignment MSE
-    align_weight: float = 1e4
-    recon_weight: float = 1e4 / 1024  # the original's 1e4 on unit-norm 1024-d features, for unit-scale ones
-    adversarial_weight: float = 0.1  # 0: no discriminator
-    reversal_lambda: float = 0.1  # the gradient-reversal factor between the tokens and the discriminator
-    hidden_dim: int = 256
-    num_layers: int = 2
-    num_heads: int = 4
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "templates", tuple(self.templates))
-        if self.template is not None:
-            if self.templates not in (TEMPLATES, (self.template,)):
-                raise ValueError("gluegen: set templates or template (one template), not both")
-            object.__setattr__(self, "templates", (self.template,))
-            object.__setattr__(self, "template", None)  # one spelling: equal settings, equal fingerprints
-        if not isinstance(self.synonyms, Mapping):
-            raise ValueError(f"gluegen.synonyms must map labels to lists of phrases, got {self.synonyms!r}")
-        object.__setattr__(self, "synonyms", {str(k): tuple(v) for k, v in self.synonyms.items()})
-        if min(self.steps, self.batch_size, self.hidden_dim, self.num_layers, self.num_heads) < 1:
-            raise ValueError("gluegen.steps, batch_size, hidden_dim, num_layers and num_heads must be >= 1")
-        if self.align_weight < 0 or self.recon_weight < 0 or not (self.align_weight or self.recon_weight):
-            raise ValueError("gluegen: align_weight and recon_weight must be >= 0 and not both 0")
-        if self.adversarial_weight < 0 or self.reversal_lambda < 0:
-            raise ValueError("gluegen: adversarial_weight and reversal_lambda must be >= 0")
-        if self.target_norm is not None and self.target_norm <= 0:
-            raise ValueError(f"gluegen.target_norm must be positive or null, got {self.target_norm}")
-        if not self.templates or any(not isinstance(t, str) or t.count("{}") != 1 for t in self.templates):
-            raise ValueError(f"gluegen.templates must be strings with one '{{}}' each, got {self.templates!r}")
-        bad = [k for k, v in self.synonyms.items() if not v or not all(isinstance(p, str) and p for p in v)]
-        if bad:
-            raise ValueError(f"gluegen.synonyms: labels {bad} need a non-empty list of non-empty phrases")
-        if self.hidden_dim % self.num_heads:
-            raise ValueError(f"gluegen.hidden_dim ({self.hidden_dim}) must be divisible by num_heads "
-                             f"({self.num_heads})")
-
 
 # ---- prompts ------------------------------------------------------------------------------------------------------
 def label_phrases(label: str, synonyms: Mapping[str, Sequence[str]]) -> tuple[str, ...]:

@@ -12,7 +12,8 @@ from sonic import config
 
 log = logging.getLogger(__name__)
 
-# What each miniature model reads beyond its manifests, seed and steps: cfg -> keyword arguments of its ``main``.
+# What each miniature model reads beyond its manifests, seed, steps and recipe (``pretrain.<model>``): cfg -> keyword
+# arguments of its ``main``.
 PRETRAIN_INPUTS = {
     "clip": lambda cfg, args: {"threads": args.threads},
     "clap": lambda cfg, args: {},
@@ -20,8 +21,7 @@ PRETRAIN_INPUTS = {
     "blip2": lambda cfg, args: {},
     "wav2clip": lambda cfg, args: {"threads": args.threads, "clip_dir": cfg.models.require("clip_ais")},
     "sd": lambda cfg, args: {"threads": args.threads, "clip_dir": cfg.models.require("clip_ais"),
-                             "unet_config": cfg.models.require("unet_config"), "evaluate": cfg.pretrain.evaluate,
-                             "settings": cfg.pretrain.sd},
+                             "unet_config": cfg.models.require("unet_config"), "evaluate": cfg.pretrain.evaluate},
 }
 
 
@@ -54,7 +54,7 @@ def run_pretrain(args: argparse.Namespace) -> int:
     module = importlib.import_module(f"sonic.demo.pretrain.{args.model}")
     steps = args.steps or cfg.pretrain.steps.get(args.model)
     quality = module.main(args.manifests, args.out, seed=cfg.seed, steps=steps,
-                          **PRETRAIN_INPUTS[args.model](cfg, args))
+                          settings=getattr(cfg.pretrain, args.model), **PRETRAIN_INPUTS[args.model](cfg, args))
     print(json.dumps(quality, indent=2))
     return 0
 

@@ -43,50 +43,17 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from sonic.settings import STAGE_MULTIPLIERS, Wav2ClipConfig
+
 ENCODER_PREFIX = "audio_encoder."
 TRANSFORM_PREFIX = "audio_transform."
 # Other children of the official training module (wav2clip/pre_training/model.py, loss "clip_loss_x").
 TRAINING_ONLY_PREFIXES = ("image_transform.", "loss_fn.", "loss_fn_a.", "loss_fn_i.")
-STAGE_MULTIPLIERS = (1, 2, 4, 8)  # channel width of ResNet stages 1..4, in units of base_width
-
-
-@dataclass(frozen=True)
-class Wav2ClipConfig:
-    sample_rate: int = 16000  # VGGSoundAudioVisualDataset loads audio at 16 kHz
-    n_fft: int = 512  # torchaudio Spectrogram(n_fft=512, hop_length=353); win_length = n_fft
-    hop: int = 353
-    base_width: int = 64  # stem and stage-1 channels; stages 2..4 have 2x, 4x, 8x (official 64 -> 512)
-    blocks: tuple[int, ...] = (2, 2, 2, 2)  # BasicBlocks per stage (ResNet-18)
-    mlp_hidden: int = 512  # MLPLayers(units=[512, 512, 512]): trunk width -> hidden -> embed_dim
-    embed_dim: int = 512
-    dropout: float = 0.1
-    per_clip_norm: bool = True  # False: one mean/std over the whole batch, as the official forward
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "blocks", tuple(int(b) for b in self.blocks))
-        for name in ("sample_rate", "n_fft", "hop", "base_width", "mlp_hidden", "embed_dim"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"wav2clip.{name} must be >= 1, got {getattr(self, name)}")
-        if len(self.blocks) != len(STAGE_MULTIPLIERS) or min(self.blocks) < 1:
-            raise ValueError(f"wav2clip.blocks must be {len(STAGE_MULTIPLIERS)} counts >= 1, got {self.blocks}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"wav2clip.dropout must be in [0, 1), got {self.dropout}")
-
-    @property
-    def trunk_dim(self) -> int:
-        """Width of the pooled ResNet features (input of the MLP head)."""
-        return self.base_width * STAGE_MULTIPLIERS[-1]
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["blocks"] = list(self.blocks)
-        return d
 
 
 class Spectrogram(nn.Module):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -21,32 +21,13 @@ import torch
 from sonic.models.io import save_projector
 from sonic.models.projector import ProjectorConfig, build_projector
 from sonic.models.text import encode_prompts
+from sonic.settings import Stage1Settings
 from sonic.training import loop
 from sonic.training.data import ClipSet
 from sonic.training.losses import stage1_loss
 from sonic.training.sampler import ContrastiveSampler
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Stage1Settings:
-    steps: int = 1000
-    batch_size: int = 6
-    lr: float = 1e-4
-    weight_decay: float = 1e-2
-    negatives: int = 128  # N; capped by the dataset (ContrastiveSampler)
-    temperature: float = 0.1  # tau of InfoNCE (not given in the paper)
-    alpha_contrastive: float = 1.0  # alpha1; 0 = the no_contrastive ablation
-    alpha_mse: float = 0.25  # alpha2; 0 = the no_mse ablation
-    token_t: float = 5.0  # t of the reverse-sigmoid token weights
-    mse_reduction: str = "mean"  # per channel (nn.MSELoss); "sum": the literal ||.||^2 of Eq. 4 (see README)
-
-    def __post_init__(self) -> None:
-        if self.steps < 1 or self.batch_size < 1:
-            raise ValueError("stage1.steps and stage1.batch_size must be >= 1")
-        if self.alpha_contrastive < 0 or self.alpha_mse < 0 or not (self.alpha_contrastive or self.alpha_mse):
-            raise ValueError("stage1: alpha_contrastive and alpha_mse must be >= 0 and not both 0")
 
 
 def text_targets(text_states: torch.Tensor, input_ids: torch.Tensor, eos_token_id: int, num_tokens: int

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +23,7 @@ from torch import nn
 from sonic.models.io import save_weights
 from sonic.models.projector import AudioProjector
 from sonic.models.text import encode_prompts
+from sonic.settings import Stage2Settings
 from sonic.training import loop
 from sonic.training.data import ClipSet, FrameStore
 
@@ -30,29 +31,6 @@ if TYPE_CHECKING:  # the adapters import diffusers, which the competitors import
     from sonic.models.adapters import AudioAdapters
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Stage2Settings:
-    steps: int = 1000
-    batch_size: int = 6
-    lr_adapters: float = 1e-4
-    lr_projector: float = 1e-5
-    lr_gates: float | None = None  # the gates' gamma; None = lr_adapters (the paper has one rate)
-    weight_decay: float = 1e-2
-    null_audio_prob: float = 0.1
-    resolution: int | None = None  # training crop side in pixels; None = generation.resolution
-    resize_scale: float = 1.0  # frames are resized to shorter side resolution * resize_scale, then cropped
-    train_projector: bool = True  # False = the projector_frozen_stage2 ablation
-    gradient_checkpointing: bool = False
-
-    def __post_init__(self) -> None:
-        if self.steps < 1 or self.batch_size < 1:
-            raise ValueError("stage2.steps and stage2.batch_size must be >= 1")
-        if not 0.0 <= self.null_audio_prob <= 1.0:
-            raise ValueError(f"stage2.null_audio_prob must be in [0, 1], got {self.null_audio_prob}")
-        if self.resize_scale < 1.0:
-            raise ValueError(f"stage2.resize_scale must be >= 1, got {self.resize_scale}")
 
 
 class Stage2Model(nn.Module):

@@ -10,18 +10,30 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from sonic import competitors
-
-from sonic.models import registry
 from sonic.competitors.common import TextConditionedGenerator
-from sonic.competitors.gluegen import (SYNONYMS, TEMPLATES, GlueGenGenerator, GlueGenModel, GlueGenSettings,
-                                       GlueGenTraining, LabelPrompts, TokenDiscriminator, TranslatorConfig,
-                                       adversarial_loss, gluegen_loss, label_phrases, reverse_gradient, target_scale,
-                                       token_importance, train_gluegen)
+from sonic.competitors.gluegen import (
+    GlueGenGenerator,
+    GlueGenModel,
+    GlueGenSettings,
+    GlueGenTraining,
+    LabelPrompts,
+    TokenDiscriminator,
+    TranslatorConfig,
+    adversarial_loss,
+    gluegen_loss,
+    label_phrases,
+    reverse_gradient,
+    target_scale,
+    token_importance,
+    train_gluegen,
+)
+from sonic.models import registry
 from sonic.models.adapters import install_adapters
 from sonic.models.pipeline import SonicPipeline
 from sonic.models.projector import AudioProjector, ProjectorConfig
 from sonic.models.sampling import initial_latents
 from sonic.models.text import encode_prompts
+from sonic.settings import SYNONYMS, TEMPLATES
 from sonic.training.data import load_clip_set
 from sonic.training.loop import LoopSettings
 from tests.competitors import first_unet_input, make_world

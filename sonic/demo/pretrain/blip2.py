@@ -31,7 +31,7 @@ import os
 import re
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -42,56 +42,13 @@ from PIL import Image
 from sonic.data.features import caption_frames
 from sonic.demo.pretrain.captions import BRIGHTNESS_WORDS, class_phrase
 from sonic.demo.pretrain.data import Pair, balanced_weights, load_pairs, warmup_cosine
+from sonic.settings import Blip2Settings, for_run
 from sonic.training.loop import adamw
 
 OPT_SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")  # OPT's ids 0..3
 BOS = EOS = UNK = "</s>"
 PAD = "<pad>"
 IMAGE_TOKEN = "<image>"
-OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)  # BLIP-2's image normalisation
-OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
-
-
-@dataclass(frozen=True)
-class Blip2Settings:
-    seed: int = 0
-    steps: int = 300
-    batch_size: int = 32
-    lr: float = 1e-3
-    weight_decay: float = 0.05
-    warmup_steps: int = 20
-    balance_power: float = 0.5  # sampling weight count(label) ** -balance_power
-    crop_area: tuple[float, float] = (0.7, 1.0)  # random resized crop, share of the image area
-    image_size: int = 64
-    patch_size: int = 16  # a 4x4 grid: 8-px patches cost 2.5x per step and needed more steps for the same captions
-    vision_hidden: int = 128
-    vision_layers: int = 3
-    vision_heads: int = 4
-    qformer_hidden: int = 128
-    qformer_layers: int = 2
-    qformer_heads: int = 4
-    num_query_tokens: int = 8
-    text_hidden: int = 128
-    text_layers: int = 2
-    text_heads: int = 4
-    mlp_ratio: int = 4
-    max_positions: int = 128  # OPT position table: num_query_tokens + 1 + caption + max_new_tokens must fit
-    vocab_size: int = 512  # upper bound; the captions' merges run out earlier
-    image_mean: tuple[float, float, float] = OPENAI_MEAN
-    image_std: tuple[float, float, float] = OPENAI_STD
-
-    def __post_init__(self) -> None:
-        for name in ("crop_area", "image_mean", "image_std"):
-            object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
-        for name in ("steps", "batch_size", "image_size", "patch_size", "vision_hidden", "vision_layers",
-                     "vision_heads", "qformer_hidden", "qformer_layers", "qformer_heads", "num_query_tokens",
-                     "text_hidden", "text_layers", "text_heads", "mlp_ratio", "max_positions"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"blip2.{name} must be >= 1, got {getattr(self, name)}")
-        if self.image_size % self.patch_size:
-            raise ValueError(f"blip2.image_size {self.image_size} is not a multiple of patch_size {self.patch_size}")
-        if not 0.0 < self.crop_area[0] <= self.crop_area[1] <= 1.0:
-            raise ValueError(f"blip2.crop_area must satisfy 0 < lo <= hi <= 1, got {self.crop_area}")
 
 
 # ---- tokenizer and processor -------------------------------------------------------------------------------------
@@ -380,10 +337,12 @@ def train_blip2(train_pairs: list[Pair], val_pairs: list[Pair], out_dir: Path, s
     return json.loads(text)  # what the file holds (tuples as lists)
 
 
-def main(manifests: list[str], out_dir: str, seed: int = 0, steps: int | None = None) -> dict:
-    """Train, save and score the miniature BLIP-2 on the train / val splits of ``manifests``."""
+def main(manifests: list[str], out_dir: str, seed: int = 0, steps: int | None = None,
+         settings: Blip2Settings | None = None) -> dict:
+    """Train, save and score the miniature BLIP-2 on the train / val splits of ``manifests``; ``settings``: the
+    recipe (``pretrain.blip2``), whose seed and steps (where given) ``seed`` and ``steps`` replace."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    settings = Blip2Settings(seed=seed) if steps is None else Blip2Settings(seed=seed, steps=steps)
+    settings = for_run(settings or Blip2Settings(), seed, steps)
     train = load_pairs(manifests, ("train",))
     val = load_pairs(manifests, ("val",))
     return train_blip2(train, val, Path(out_dir), settings)

@@ -16,7 +16,7 @@ import math
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -26,49 +26,10 @@ import torch.nn.functional as F
 from sonic.audio import load_audio
 from sonic.demo.pretrain.captions import class_phrase
 from sonic.demo.pretrain.data import Pair, load_pairs, warmup_cosine
+from sonic.settings import ClapRecipe, for_run
 from sonic.training.loop import adamw
 
 SPECIAL_TOKENS = ("<s>", "<pad>", "</s>", "<unk>", "<mask>")  # RoBERTa's ids 0..4
-
-
-@dataclass(frozen=True)
-class ClapRecipe:
-    """Architecture, front end and training schedule of the miniature CLAP."""
-
-    # front end (ClapFeatureExtractor): 10 s at 48 kHz -> (251 frames, 64 mels), 40 ms hop
-    sample_rate: int = 48000
-    max_length_s: int = 10
-    num_mel_bins: int = 64
-    hop_length: int = 1920
-    fft_window_size: int = 1024
-    # HTSAT folds the (frames <= spec_size * r, mels) log-mel into a spec_size x spec_size image, r = spec_size // mels
-    spec_size: int = 128
-    patch_size: int = 8
-    window_size: int = 4
-    depths: tuple[int, ...] = (1, 1, 1)
-    audio_heads: tuple[int, ...] = (1, 2, 4)
-    patch_dim: int = 32  # stage widths 32, 64, 128
-    audio_dropout: float = 0.0
-    learn_input_norm: bool = False  # affine of HTSAT's per-mel BatchNorm; frozen, backprop stops at the patch conv
-    # RoBERTa text tower
-    vocab_size: int = 512
-    text_hidden: int = 64
-    text_layers: int = 2
-    text_heads: int = 2
-    text_ffn: int = 128
-    text_dropout: float = 0.0
-    max_text_tokens: int = 62  # tokenizer limit; position table has 2 more rows (RoBERTa offsets by pad id + 1)
-    projection_dim: int = 128
-    # training
-    # 900: fewer leave RAVDESS's sung emotions entangled (README, "Miniature pretrained models")
-    steps: int = 900
-    batch_size: int = 64
-    lr: float = 2e-3
-    weight_decay: float = 0.01
-    warmup_steps: int = 10
-    label_batch_every: int = 4  # every 4th batch pairs the audio with label words instead of captions
-    gain_jitter_db: float = 1.0
-    max_logit_scale: float = 100.0
 
 
 # ----------------------------------------------------------------------------------------------- construction
@@ -240,7 +201,7 @@ def evaluate(model, tokenizer, feats: torch.Tensor, pairs: Sequence[Pair], label
 
 # ----------------------------------------------------------------------------------------------- entry point
 def main(manifests: list[str], out_dir: str, seed: int = 0, steps: int | None = None,
-         recipe: ClapRecipe | None = None) -> dict:
+         recipe: ClapRecipe | None = None, settings: ClapRecipe | None = None) -> dict:
     """Train the miniature CLAP on the train split of ``manifests``, save it to ``out_dir`` (model, feature extractor,
     tokenizer, ``quality.json``) and return the quality figures measured on the val split.
 
@@ -249,9 +210,7 @@ def main(manifests: list[str], out_dir: str, seed: int = 0, steps: int | None = 
     from transformers import ClapProcessor
 
     wall0, cpu0 = time.perf_counter(), time.process_time()
-    recipe = recipe or ClapRecipe()
-    if steps is not None:
-        recipe = replace(recipe, steps=steps)
+    recipe = for_run(settings or recipe or ClapRecipe(), seed, steps)  # settings: pretrain.clap (no seed field)
     pairs = load_pairs(manifests, ("train", "val"))
     train_pairs = [p for p in pairs if p.split == "train"]
     val_pairs = [p for p in pairs if p.split == "val"]

@@ -33,7 +33,7 @@ import math
 import os
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -43,56 +43,14 @@ from PIL import Image
 
 from sonic.demo.pretrain.data import Pair, balanced_weights, load_pairs, warmup_cosine
 from sonic.images import load_image
+from sonic.settings import ClipSettings, for_run
 from sonic.training.loop import adamw
 
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
 # CLIP's pre-tokenisation (transformers.models.clip.tokenization_clip): specials, contractions, letter runs,
 # single digits, punctuation runs.
 CLIP_SPLIT = r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
-OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
-OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 MAX_LENGTH = 77
-
-
-@dataclass(frozen=True)
-class ClipSettings:
-    seed: int = 0
-    steps: int = 100
-    batch_size: int = 64
-    lr: float = 2e-3
-    weight_decay: float = 0.1
-    warmup_steps: int = 20
-    label_text_prob: float = 0.5  # share of samples whose text is the raw label string
-    balance_power: float = 0.5  # sampling weight count(label) ** -balance_power
-    crop_area: tuple[float, float] = (0.5, 1.0)
-    crop_aspect: tuple[float, float] = (3 / 4, 4 / 3)
-    image_size: int = 64
-    patch_size: int = 8
-    vision_hidden: int = 128
-    vision_layers: int = 4
-    vision_heads: int = 4
-    text_hidden: int = 128  # = the demo UNet's cross_attention_dim (workflow/configs/unet_demo.json)
-    text_layers: int = 3
-    text_heads: int = 4
-    mlp_ratio: int = 4
-    projection_dim: int = 128
-    vocab_size: int = 1000
-    image_mean: tuple[float, float, float] = OPENAI_MEAN
-    image_std: tuple[float, float, float] = OPENAI_STD
-
-    def __post_init__(self) -> None:
-        for name in ("crop_area", "crop_aspect", "image_mean", "image_std"):
-            object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
-        for name in ("steps", "batch_size", "image_size", "patch_size", "vision_hidden", "vision_layers",
-                     "vision_heads", "text_hidden", "text_layers", "text_heads", "mlp_ratio", "projection_dim"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"clip.{name} must be >= 1, got {getattr(self, name)}")
-        if self.image_size % self.patch_size:
-            raise ValueError(f"clip.image_size {self.image_size} is not a multiple of patch_size {self.patch_size}")
-        if not 0.0 <= self.label_text_prob <= 1.0:
-            raise ValueError(f"clip.label_text_prob must be in [0, 1], got {self.label_text_prob}")
-        if not 0.0 < self.crop_area[0] <= self.crop_area[1] <= 1.0:
-            raise ValueError(f"clip.crop_area must satisfy 0 < lo <= hi <= 1, got {self.crop_area}")
 
 
 # ---- tokenizer --------------------------------------------------------------------------------------------------
@@ -363,15 +321,16 @@ def train_clip(train_pairs: list[Pair], val_pairs: list[Pair], out_dir: Path, se
 
 
 def main(manifests: list[str], out_dir: str, seed: int = 0, steps: int | None = None,
-         threads: int | None = None) -> dict:
+         threads: int | None = None, settings: ClipSettings | None = None) -> dict:
     """Build the tokenizer (train captions + all labels) and train, save and score the miniature CLIP.
 
     ``threads``: torch's CPU thread count (the rule's ``threads:``); ``None`` leaves torch's setting alone.
+    ``settings``: the recipe (``pretrain.clip``); ``seed`` and ``steps`` (where given) replace its own.
     """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if threads is not None:
         torch.set_num_threads(threads)
-    settings = ClipSettings(seed=seed) if steps is None else ClipSettings(seed=seed, steps=steps)
+    settings = for_run(settings or ClipSettings(), seed, steps)
     train = load_pairs(manifests, ("train",))
     val = load_pairs(manifests, ("val",))
     return train_clip(train, val, Path(out_dir), settings)  # builds the tokenizer: train captions + all labels

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -29,34 +29,8 @@ import torch.nn.functional as F
 from sonic.demo.pretrain.data import Pair, balanced_weights, load_pairs, warmup_cosine
 from sonic.images import load_image
 from sonic.metrics.fidnet import FidNet, FidNetConfig, save_fidnet
+from sonic.settings import FidNetSettings, for_run
 from sonic.training.loop import adamw
-
-
-@dataclass(frozen=True)
-class FidNetSettings:
-    seed: int = 0
-    steps: int = 300
-    batch_size: int = 64
-    lr: float = 3e-3
-    weight_decay: float = 0.05
-    warmup_steps: int = 20
-    label_smoothing: float = 0.1
-    balance_power: float = 0.5  # sampling weight count(class) ** -balance_power
-    shift: int = 6  # random crop: up to this many pixels of translation, in each direction
-    greyscale_prob: float = 0.3  # share of training frames seen in grey, so the features see shape, not colour alone
-    image_size: int = 64  # the demo's generation.resolution
-    widths: tuple[int, ...] = (32, 64, 128, 128)  # the last is the feature dimension
-    eval_batch: int = 256
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
-        for name in ("steps", "batch_size", "image_size", "eval_batch"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"fid.{name} must be >= 1, got {getattr(self, name)}")
-        if not 0 <= self.shift < self.image_size:
-            raise ValueError(f"fid.shift must be in [0, image_size), got {self.shift}")
-        if not 0.0 <= self.greyscale_prob <= 1.0:
-            raise ValueError(f"fid.greyscale_prob must be in [0, 1], got {self.greyscale_prob}")
 
 
 def class_name(pair: Pair) -> str:
@@ -190,12 +164,13 @@ def train_fidnet(train: list[Pair], val: list[Pair], out_dir: Path, settings: Fi
 
 
 def main(manifests: list[str], out_dir: str, seed: int = 0, steps: int | None = None,
-         threads: int | None = None) -> dict:
+         threads: int | None = None, settings: FidNetSettings | None = None) -> dict:
     """Train, save and score the miniature FID network on the train / val clips of ``manifests``.
 
-    ``threads``: torch's CPU thread count (the rule's ``threads:``); ``None`` leaves torch's setting alone."""
+    ``threads``: torch's CPU thread count (the rule's ``threads:``); ``None`` leaves torch's setting alone.
+    ``settings``: the recipe (``pretrain.fid``); ``seed`` and ``steps`` (where given) replace its own."""
     if threads is not None:
         torch.set_num_threads(threads)
-    settings = FidNetSettings(seed=seed) if steps is None else FidNetSettings(seed=seed, steps=steps)
+    settings = for_run(settings or FidNetSettings(), seed, steps)
     train, val = load_pairs(manifests, ("train",)), load_pairs(manifests, ("val",))
     return train_fidnet(train, val, Path(out_dir), settings)

@@ -59,80 +59,11 @@ from sonic.demo.pretrain.captions import class_phrase
 from sonic.demo.pretrain.data import Pair, load_pairs, load_text_tower
 from sonic.images import load_image
 from sonic.models.text import encode_prompts
+from sonic.settings import SdSettings
 from sonic.training.loop import adamw
 
 # SD-1.x noise schedule (the scheduler_config.json of CompVis/stable-diffusion-v1-4)
 SD_SCHEDULE = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
-
-
-@dataclass(frozen=True)
-class SdSettings:
-    seed: int = 0
-    image_size: int = 64  # = unet sample_size * 2 ** (len(vae_channels) - 1)
-    # VAE
-    vae_channels: tuple[int, ...] = (32, 32, 32)
-    vae_layers_per_block: int = 1  # encoder resnets per level (the decoder has one more)
-    vae_groups: int = 4  # GroupNorm groups; the pooling initialisation needs groups of >= 8 channels
-    vae_pooling_init: bool = True  # start as 4x4 average pooling + linear upsampling (init_pooling_vae)
-    latent_channels: int = 4
-    vae_steps: int = 300
-    vae_batch_size: int = 32
-    vae_crop: int = 32  # training crop side in pixels (random position, random mirror)
-    vae_lr: float = 5e-4
-    vae_betas: tuple[float, float] = (0.5, 0.9)
-    vae_l2_weight: float = 1.0
-    resnet_gain_init: float | None = 0.1  # initial GroupNorm scale before each resnet's second conv (VAE, UNet)
-    kl_weight: float = 1e-6  # on the KL per latent element, against the per-pixel reconstruction loss
-    vae_logvar_init: float = -6.0  # initial posterior log-variance (the logvar half of quant_conv starts constant)
-    posterior_std: float = 0.05  # final posterior std in the standardised latent space (fix_posterior_std)
-    vae_decoder_noise: float = 0.4  # the decoder learns on latents + U(0, this) x latent std x N(0, 1) (train_vae)
-    latent_std: float = 0.56  # std of the scaled latents the UNet sees (SD-1.4: ~1); see the module docstring
-    # UNet
-    unet_steps: int = 700
-    unet_batch_size: int = 24
-    unet_lr: float = 2e-3
-    weight_decay: float = 1e-2
-    warmup_steps: int = 10
-    min_snr_gamma: float | None = 5.0
-    prediction_type: str = "v_prediction"  # "epsilon" (SD-1.x) or "v_prediction" (SD-2.x); see the module docstring
-    reference_targets: bool = True  # exact posterior-mean targets over the clip's text group (see train_unet)
-    empty_prob: float = 0.1  # classifier-free guidance: the empty prompt
-    phrase_prob: float = 0.1  # the class phrase instead of the caption
-    label_prob: float = 0.1  # the raw label string instead of the caption
-    balance_power: float = 0.5
-    latent_variants: int = 4  # full, mirrored, and (variants - 2) random crops
-    crop_scale: tuple[float, float] = (0.8, 1.0)  # crop side / frame side
-    # quality check
-    eval_seeds: int = 2  # images per label and prompt kind
-    eval_steps: int = 25
-    guidance_scale: float = 8.0
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "vae_channels", tuple(int(c) for c in self.vae_channels))
-        object.__setattr__(self, "crop_scale", tuple(float(c) for c in self.crop_scale))
-        object.__setattr__(self, "vae_betas", tuple(float(c) for c in self.vae_betas))
-        for name in ("image_size", "latent_channels", "vae_batch_size", "vae_crop", "unet_batch_size",
-                     "latent_variants", "eval_steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"sd.{name} must be >= 1, got {getattr(self, name)}")
-        if self.vae_decoder_noise < 0:
-            raise ValueError(f"sd.vae_decoder_noise must be >= 0, got {self.vae_decoder_noise}")
-        for name in ("vae_steps", "unet_steps", "eval_seeds"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"sd.{name} must be >= 0, got {getattr(self, name)}")
-        if self.latent_variants < 2:
-            raise ValueError("sd.latent_variants must be >= 2 (the frame and its mirror image)")
-        if self.vae_crop > self.image_size or self.vae_crop % self.vae_scale:
-            raise ValueError(f"sd.vae_crop {self.vae_crop} must divide by {self.vae_scale} and fit the image")
-        if not 0.0 <= self.empty_prob + self.phrase_prob + self.label_prob <= 1.0:
-            raise ValueError("sd.empty_prob + phrase_prob + label_prob must be in [0, 1]")
-        if not 0.0 < self.crop_scale[0] <= self.crop_scale[1] <= 1.0:
-            raise ValueError(f"sd.crop_scale must satisfy 0 < lo <= hi <= 1, got {self.crop_scale}")
-
-    @property
-    def vae_scale(self) -> int:
-        return 2 ** (len(self.vae_channels) - 1)
-
 
 def _lr_lambda(steps: int, warmup: int):
     def factor(step: int) -> float:  # linear warm-up, cosine decay to 0
@@ -852,33 +783,25 @@ def build_sd(train_pairs: list[Pair], val_pairs: list[Pair], clip_dir: str | Pat
     return quality
 
 
-def settings_from(overrides: dict | None, seed: int = 0, source: str = "pretrain.sd") -> SdSettings:
-    """:class:`SdSettings` with the config's ``pretrain.sd`` overrides; an unknown key or a bad value is a
-    ``ConfigError`` naming it."""
-    from dataclasses import fields
+def settings_from(overrides: SdSettings | dict | None, seed: int = 0, source: str = "pretrain.sd") -> SdSettings:
+    """:class:`SdSettings` from the config's ``pretrain.sd`` (already typed, or a mapping of overrides) with the run's
+    ``seed``; an unknown key or a bad value is a ``ConfigError`` naming it."""
+    from sonic.config import typed
 
-    from sonic.config import ConfigError
-
-    overrides = dict(overrides or {})
-    unknown = sorted(set(overrides) - {f.name for f in fields(SdSettings)} | ({"seed"} & set(overrides)))
-    if unknown:
-        raise ConfigError(f"{source}: unknown setting(s) {unknown}; see SdSettings in sonic/demo/pretrain/sd.py")
-    try:
-        return SdSettings(seed=seed, **overrides)
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"{source}: {e}") from e
+    settings = typed(SdSettings, {} if overrides is None else overrides, source)
+    return replace(settings, seed=seed)
 
 
 def main(manifests: list[str], out_dir: str, clip_dir: str, unet_config: str | Path, seed: int = 0,
          steps: int | None = None, threads: int | None = None, evaluate: bool = True,
-         settings: dict | None = None) -> dict:
+         settings: SdSettings | dict | None = None) -> dict:
     """Build the miniature SD folder from the train split of ``manifests`` and the CLIP in ``clip_dir``.
 
     ``steps``: UNet training steps; the VAE's steps scale with them (same ratio as the defaults).
     ``threads``: torch's CPU thread count (the rule's ``threads:``); ``None`` leaves torch's setting alone.
     ``unet_config``: the UNet architecture JSON (``models.unet_config``).
     ``evaluate``: False skips the text-to-image check (``pretrain.evaluate``; the smoke size turns it off).
-    ``settings``: overrides of :class:`SdSettings` (``pretrain.sd`` in the config).
+    ``settings``: the recipe (``pretrain.sd`` in the config: an :class:`SdSettings` or a mapping of overrides).
     """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if threads is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -19,24 +19,11 @@ from PIL import Image
 
 from sonic.audio import load_audio
 from sonic.demo.pretrain.data import Pair, load_pairs
-from sonic.models.wav2clip import Wav2Clip, Wav2ClipConfig, save_wav2clip
+from sonic.models.wav2clip import Wav2Clip, save_wav2clip
+from sonic.settings import Wav2ClipSettings, for_run
 from sonic.training.loop import adamw
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Wav2ClipSettings:
-    seed: int = 0
-    steps: int = 150
-    batch_size: int = 32
-    lr: float = 2e-3
-    weight_decay: float = 1e-2
-    crop_seconds: float = 4.0  # random audio crop per step (augmentation, and 2.5x cheaper than 10 s)
-    temperature: float = 0.07
-    model: Wav2ClipConfig = field(
-        default_factory=lambda: Wav2ClipConfig(base_width=16, blocks=(1, 1, 1, 1), mlp_hidden=128, embed_dim=128)
-    )
 
 
 def clip_image_embeddings(clip_dir: str | Path, frames: list[str]) -> torch.Tensor:
@@ -129,9 +116,11 @@ def train_wav2clip(train: list[Pair], val: list[Pair], clip_dir: str | Path, out
 
 
 def main(manifests: list[str], out_file: str, clip_dir: str, seed: int = 0, steps: int | None = None,
-         threads: int | None = None) -> dict:
+         threads: int | None = None, settings: Wav2ClipSettings | None = None) -> dict:
+    """Train, save and score the miniature Wav2CLIP against the CLIP in ``clip_dir``; ``settings``: the recipe
+    (``pretrain.wav2clip``), whose seed and steps (where given) ``seed`` and ``steps`` replace."""
     if threads:
         torch.set_num_threads(threads)
-    settings = Wav2ClipSettings(seed=seed, **({"steps": steps} if steps else {}))
+    settings = for_run(settings or Wav2ClipSettings(), seed, steps or None)
     train, val = load_pairs(manifests, ("train",)), load_pairs(manifests, ("val",))
     return train_wav2clip(train, val, clip_dir, Path(out_file), settings)
