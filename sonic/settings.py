@@ -68,6 +68,7 @@ class Stage2Settings:
             raise ValueError(f"stage2.resize_scale must be >= 1, got {self.resize_scale}")
 
 
+# ---- the trained competitors (competitors.audiotoken, competitors.gluegen; sonic/competitors/) ------------------
 LR_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine")
 
 
@@ -209,6 +210,7 @@ class GlueGenSettings:
                              f"({self.num_heads})")
 
 
+# ---- Wav2CLIP's audio encoder (sonic/models/wav2clip.py), held by the miniature Wav2CLIP's recipe below -------
 STAGE_MULTIPLIERS = (1, 2, 4, 8)  # channel width of ResNet stages 1..4, in units of base_width
 
 
@@ -245,6 +247,7 @@ class Wav2ClipConfig:
         return d
 
 
+# ---- the demo's miniature pretrained models (pretrain.<model>; sonic/demo/pretrain/<model>.py) ---------------
 @dataclass(frozen=True)
 class SdSettings:
     seed: int = field(default=0, metadata={"config": False})  # the top-level seed, not a config key
@@ -314,7 +317,7 @@ class SdSettings:
         return 2 ** (len(self.vae_channels) - 1)
 
 
-OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)  # CLIP's and BLIP-2's image normalisation
 
 
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)

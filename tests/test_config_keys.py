@@ -40,17 +40,49 @@ CASES = {
                              "pretrain.steps.clipp: unknown key; did you mean 'clip'?"),
     "pretrain.sd key": (lambda d: d["pretrain"]["sd"].update(unet_stepz=300),
                         "pretrain.sd.unet_stepz: unknown key; did you mean 'unet_steps'?"),
+    "pretrain.clip key (generated schema)": (lambda d: d["pretrain"].update(clip={"batch_sise": 8}),
+                                             "pretrain.clip.batch_sise: unknown key; did you mean 'batch_size'?"),
+    "competitor key": (lambda d: d["competitors"]["audiotoken"].update(lora_rnak=2),
+                       "competitors.audiotoken.lora_rnak: unknown key; did you mean 'lora_rank'?"),
 }
+
+
+REJECTED = {  # values of the right type that a stage's dataclass rejects: the message names where
+    "variant stage1 weights": (_variant("oops", {"stage1": {"alpha_mse": 0.0, "alpha_contrastive": 0.0}}),
+                               "overlay.yaml: training.variants.oops.stage1: "),
+    "a recipe's value": (lambda d: d["pretrain"].update(clip={"image_size": 60}), "overlay.yaml: pretrain.clip: "),
+    "a nested recipe": (lambda d: d["pretrain"].update(wav2clip={"model": {"blocks": [1, 1]}}),
+                        "overlay.yaml: pretrain.wav2clip.model: "),
+}
+
+
+def _error(change) -> str:
+    """The message of the ConfigError that reading the shipped config with ``change`` applied raises."""
+    data = copy.deepcopy(BASE)
+    change(data)
+    with pytest.raises(config.ConfigError) as err:
+        config.from_dict(data, "overlay.yaml")
+    return str(err.value)
+
+
+@pytest.mark.parametrize("case", list(REJECTED))
+def test_a_value_a_stage_rejects_fails_when_the_config_is_read(case):
+    change, prefix = REJECTED[case]
+    assert _error(change).startswith(prefix), _error(change)
+
+
+def test_a_number_yaml_reads_as_text_gets_a_hint():
+    data = copy.deepcopy(BASE)
+    data["training"]["stage1"]["lr"] = yaml.safe_load("lr: 1e-4")["lr"]  # PyYAML (YAML 1.1): the text '1e-4'
+    with pytest.raises(config.ConfigError, match=r"write it with a dot, e\.g\. 1\.0e-4"):
+        config.from_dict(data, "overlay.yaml")
 
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_a_bad_key_is_named_with_its_closest_valid_name(case):
     change, line = CASES[case]
-    data = copy.deepcopy(BASE)
-    change(data)
-    with pytest.raises(config.ConfigError) as err:
-        config.from_dict(data, "overlay.yaml")
-    assert f"  {line}" in str(err.value).splitlines(), str(err.value)
+    message = _error(change)
+    assert f"  {line}" in message.splitlines(), message
 
 
 def test_a_variant_without_stage1_and_the_shipped_configs_pass():

@@ -179,7 +179,7 @@ def markdown(summary: pd.DataFrame, table: pd.DataFrame, kind: str, title: str =
     if "generated_on" in table.columns:
         machines = sorted(set(table["generated_on"].dropna()))
         notes.append("Images made on " + "; ".join(machines) + ".")
-    return "\n".join(lines + [""] + notes).lstrip() + "\n"
+    return "\n".join(lines + [""] + "\n\n".join(notes).split("\n")).lstrip() + "\n"  # a paragraph per note
 
 
 def write_replicates(score_files: list[str | Path], per_image_files: list[str | Path], seeds: list[int], kind: str,

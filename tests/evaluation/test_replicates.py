@@ -73,6 +73,7 @@ def test_a_consistent_difference_is_marked_and_a_flipping_one_is_not(tmp_path, t
     assert gluegen["AIC_mean"] == pytest.approx((0.5 + 0.5 + 0.2) / 3)
     assert (gluegen["AIC_min"], gluegen["AIC_max"]) == (0.2, 0.5)
     assert "| landscape | AudioToken | 3 | " in md and "0.600 ± 0.000 (0.600–0.600) ▲" in md
+    assert "deviation (range).\n\n▲ / ▼" in md  # each note its own Markdown paragraph
     assert "| landscape | GlueGen | +0.100 [" in md and "++-" in md
     assert "every seed *and*" in md
 
