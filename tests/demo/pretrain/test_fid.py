@@ -122,9 +122,10 @@ def test_sonic_pretrain_fid_reads_manifests(tmp_path, capsys):
     manifest = tmp_path / "manifest.csv"
     manifest.write_text("\n".join(["clip_id,dataset,label,frame,audio,split"] + [
         f"{p.clip_id},toy,{p.label},{p.frame},,{p.split}" for p in pairs]) + "\n")
-    settings = json.dumps({"seed": 0, "pretrain": {"steps": {"fid": 2}}})
+    settings = json.dumps({"seed": 3, "pretrain": {"steps": {"fid": 2}, "fid": {"batch_size": 8}}})  # the recipe
     assert main(["pretrain", "fid", "--settings", settings, "--manifests", str(manifest), "--out",
                  str(tmp_path / "fid"), "--threads", "1"]) == 0
     quality = json.loads((tmp_path / "fid" / "quality.json").read_text())
     assert quality["steps"] == 2 and quality["n_train"] == {"toy": 6} and quality["n_val"] == {"toy": 3}
+    assert quality["settings"]["batch_size"] == 8 and quality["settings"]["seed"] == 3  # pretrain.fid, the seed
     assert FidNetFeatures(str(tmp_path / "fid"))(torch.rand(2, 3, 64, 64)).shape == (2, 128)  # the demo network
