@@ -65,7 +65,9 @@ if PRETRAIN:
             mem_mb=8000,
             runtime=60,
         params:
-            settings=settings("seed", "pretrain.steps", "pretrain.wav2clip", "models.clip_ais"),
+            settings=settings(
+                "seed", "pretrain.steps", "pretrain.wav2clip", "models.clip_ais"
+            ),
         shell:
             "sonic pretrain wav2clip --settings {params.settings:q} --manifests {input.manifests:q} "
             "--out {output.model:q} --threads {threads} > {log:q} 2>&1"
