@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CORES  ?= all
 
-.PHONY: demo guidance replicates ablations_replicates test rehearsal rehearsal-cost lint format bench clean-venv
+.PHONY: demo guidance replicates ablations_replicates test docs docs-serve rehearsal rehearsal-cost lint format bench clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,14 +18,14 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES)
 
-# The guidance sweep of every Table 1 method on every dataset, and the scale the stated rule chooses (README,
-# "Guidance, measured"); not part of `demo`.
+# The guidance sweep of every Table 1 method on every dataset, and the scale the stated rule chooses
+# (docs/evaluation.md#guidance); not part of `demo`.
 guidance: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) guidance
 
 # Table 1's methods (`replicates`) or the variants of evaluation.replicates.ablation_tables (`ablations_replicates`)
-# retrained with each training seed of evaluation.replicates, and the tables across seeds (README, "Replicates
-# (training seeds)"); not part of `demo`, whose single run they reuse as the first seed.
+# retrained with each training seed of evaluation.replicates, and the tables across seeds
+# (docs/evaluation.md#replicates); not part of `demo`, whose single run they reuse as the first seed.
 replicates: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) replicates
 
@@ -35,7 +35,21 @@ ablations_replicates: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-# The paper DAG at paper sizes on this machine (README, Rehearsal); then its cost table.
+# The documentation site (mkdocs.yml, docs/): built strictly (a broken link, a missing anchor or a page outside the
+# nav fails) into site/; docs-serve serves it at http://127.0.0.1:8000 and rebuilds on changes.
+DOCS_STAMP := $(VENV)/.docs-installed
+
+$(DOCS_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[docs]'
+	touch $@
+
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+docs-serve: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
+
+# The paper DAG at paper sizes on this machine (docs/rehearsal.md); then its cost table.
 rehearsal: $(STAMP)
 	$(BIN)/snakemake results/table1.csv ablations results/table2.csv --cores $(CORES) --resources mem_mb=22000 \
 		--configfile workflow/configs/rehearsal.yaml

@@ -1,5 +1,5 @@
 """Hashes of every Pillow-dependent array the pipeline computes, on a built workflow's frames and generated images:
-run it under two Pillow releases and compare the lines (README, Interactive app: the Pillow pin).
+run it under two Pillow releases and compare the lines (docs/app.md: the Pillow pin).
 
     python benchmarks/pillow_equivalence.py [--results results] [--clip results/demo/models/clip] [--every 4 40]
 

@@ -1,4 +1,4 @@
-"""Cost of the paper run, from a rehearsal's benchmark files (README, Rehearsal: cost of the paper run).
+"""Cost of the paper run, from a rehearsal's benchmark files (docs/rehearsal.md#cost).
 
 Reads every ``<results>/benchmarks/**/*.tsv`` that Snakemake wrote for the rehearsal run
 (``workflow/configs/rehearsal.yaml``), names each by its rule from the run's Snakemake log, and prints per rule:
@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--log", help="the run's Snakemake log (default: the newest in .snakemake/log/)")
     ap.add_argument("--rehearsal", default=str(ROOT / "workflow/configs/rehearsal.yaml"))
     ap.add_argument("--paper", default=str(ROOT / "workflow/configs/paper.yaml"))
-    ap.add_argument("--markdown", action="store_true", help="a Markdown table (the README's)")
+    ap.add_argument("--markdown", action="store_true", help="a Markdown table (docs/rehearsal.md's)")
     args = ap.parse_args(argv)
     results = Path(args.results)
     log = Path(args.log) if args.log else max((results.parent / ".snakemake" / "log").glob("*.snakemake.log"),

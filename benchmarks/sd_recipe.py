@@ -5,7 +5,7 @@ on the train frames of a built demo (``results/data/*/manifest.csv``, the CLIP o
 then prints one JSON line: training times, val PSNR, and SAC (the colour-blind class measure,
 ``sonic.metrics.shape``, fitted per dataset on the train frames) of the val frames, of their reconstructions and,
 with --unet, of text-to-image samples (4 per class from its caption prompt) at each --guidance. Writes
-``<out>/reconstructions.png`` and ``<out>/samples_g<scale>.png`` to look at. README, "Miniature pretrained models".
+``<out>/reconstructions.png`` and ``<out>/samples_g<scale>.png`` to look at. docs/pretrained-models.md.
 
     python benchmarks/sd_recipe.py --set vae_steps=300 vae_layers_per_block=1 --out /tmp/probe
     python benchmarks/sd_recipe.py --unet --set unet_steps=700 unet_batch_size=24 unet_lr=2e-3 --out /tmp/probe

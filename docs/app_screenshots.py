@@ -1,4 +1,4 @@
-"""The README's screenshots of the app (docs/app_generate.png, docs/app_edit.png): serves ``sonic app`` on a config
+"""The docs' screenshots of the app (docs/app_generate.png, docs/app_edit.png): serves ``sonic app`` on a config
 and weights, drives it in headless Chromium (Debian's chromium + chromedriver) through one generation and one edit,
 and captures each tab.
 

@@ -204,7 +204,7 @@ def stage1_projector(wildcards):
     )
 
 
-# Evaluation (README, "Evaluation"). Method ids (sonic.methods): "SonicDiffusion" (variant full),
+# Evaluation (docs/evaluation.md). Method ids (sonic.methods): "SonicDiffusion" (variant full),
 # "SonicDiffusion-<variant>", the trained competitors, and external systems scored from a folder
 # (evaluation.external).
 EVALUATION = CFG.evaluation
@@ -228,7 +228,7 @@ OWN_METHODS = {sonic_method(v): v for v in VARIANTS}
 ABLATION_METHODS = [m for m in OWN_METHODS if m not in TABLE1_TRAINED]
 
 
-# The authors' released weights (models.release; README, "Evaluate the authors' released weights"): the method
+# The authors' released weights (models.release; docs/paper-profile.md#released-weights): the method
 # SonicDiffusion_release in Tables 1 and 2 of the datasets named there, generated from its own CLAP 2022 features.
 RELEASE_FILES = CFG.models.release or {}
 RELEASE_DATASETS = [d for d in DATASETS if d in RELEASE_FILES]
@@ -300,7 +300,7 @@ def method_weights(wildcards):
 
 def images_of(method, dataset, replicate=None):
     """Our methods: the generation run (of a replicate's training seed); external systems:
-    <external.root>/<method>/<dataset>/ (README)."""
+    <external.root>/<method>/<dataset>/ (docs/evaluation.md)."""
     if method in EXTERNAL_METHODS:
         return str(Path(EXTERNAL["root"], method, dataset))
     generator = rules.generate_eval if replicate is None else rules.replicate_generate
@@ -313,7 +313,8 @@ def method_images(wildcards):
     return images_of(wildcards.method, wildcards.dataset, replicate_of(wildcards))
 
 
-# Guidance, measured (README; rules/evaluate.smk: guidance_sweep, guidance_choice, the `guidance` target).
+# Guidance, measured (docs/evaluation.md#guidance; rules/evaluate.smk: guidance_sweep, guidance_choice, the `guidance`
+# target).
 GUIDANCE_SWEEP = EVALUATION.guidance_sweep
 GUIDANCE_DATASETS = LABELLED  # its rule chooses by SAC, which needs labels
 
@@ -379,7 +380,7 @@ def edit_weights(wildcards):
     )
 
 
-# Replicates (README, "Replicates (training seeds)"; rules/replicates.smk): every Table 1 method trained here, and
+# Replicates (docs/evaluation.md#replicates; rules/replicates.smk): every Table 1 method trained here, and
 # the variants of evaluation.replicates.ablation_tables, retrained with each training seed under
 # results/replicates/seed<seed>/ by the single run's commands, `seed` being the one setting that differs. The first
 # training seed is the config's `seed`: the single run, reused.

@@ -1,4 +1,4 @@
-# Data preparation (README, "Data preparation"): synthetic world (demo) -> index -> per-shard extraction -> manifest.
+# Data preparation (docs/data.md): synthetic world (demo) -> index -> per-shard extraction -> manifest.
 
 
 rule synth:

@@ -1,4 +1,4 @@
-# Evaluation (README, "Evaluation"): competitor training, generation runs of the evaluation subset, the cached
+# Evaluation (docs/evaluation.md): competitor training, generation runs of the evaluation subset, the cached
 # references of each dataset, scores per method and dataset, and the tables.
 
 
@@ -321,9 +321,9 @@ rule comparison_grid:
         "--out {output.png:q} > {log:q} 2>&1"
 
 
-# Guidance, measured (README; sonic.evaluation.guidance): every Table 1 method trained here at every scale of
-# evaluation.guidance_sweep on training clips, per dataset, and the scale the stated rule chooses from all of them.
-# Named target `guidance`, outside `all`.
+# Guidance, measured (docs/evaluation.md#guidance; sonic.evaluation.guidance): every Table 1 method trained here at
+# every scale of evaluation.guidance_sweep on training clips, per dataset, and the scale the stated rule chooses from
+# all of them. Named target `guidance`, outside `all`.
 rule guidance_sweep:
     input:
         manifest=rules.manifest.output.manifest,

@@ -1,4 +1,4 @@
-# Feature caches computed once per dataset (README, What is here): CLAP embeddings of every manifest clip.
+# Feature caches computed once per dataset (docs/development.md#what-is-here): CLAP embeddings of every manifest clip.
 
 
 rule clap_features:

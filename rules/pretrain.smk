@@ -1,4 +1,4 @@
-# Miniature pretrained models (demo profile; README, "Miniature pretrained models"), trained on the synthetic
+# Miniature pretrained models (demo profile; docs/pretrained-models.md), trained on the synthetic
 # world (the datasets of the paper's formats, SYNTH_DATASETS: datasets of your own never change them) and written to
 # the locations that `models` names, in the formats the paper profile loads. Off when pretrain.enabled is false.
 
@@ -146,7 +146,7 @@ if PRETRAIN:
             "--out {output.model:q} --threads {threads} > {log:q} 2>&1"
 
 
-# Rehearsal (workflow/configs/rehearsal.yaml; README, Rehearsal): paper-size models with random weights, in the
+# Rehearsal (workflow/configs/rehearsal.yaml; docs/rehearsal.md): paper-size models with random weights, in the
 # real on-disk formats, at the locations `models` names.
 if CFG.pretrain.random_weights:
 

@@ -1,4 +1,4 @@
-# Replicates (README, "Replicates (training seeds)"): Table 1's trained methods and the variants of
+# Replicates (docs/evaluation.md#replicates): Table 1's trained methods and the variants of
 # evaluation.replicates.ablation_tables, retrained with each training seed (`seed` + 1, ...) under
 # results/replicates/seed<seed>/ (Table 1's on the datasets with labels), generated and scored by the single run's rules (`use rule`: the same commands,
 # threads and resources; only `seed` differs in the training settings), then the tables across seeds. The config's

@@ -147,7 +147,7 @@ class ProjectorSettings:
     num_blocks: int = 4
     num_heads: int = 8
     attn_dim: int = 512
-    architecture: str = "paper"  # paper | release (the authors' released module; README, the released weights)
+    architecture: str = "paper"  # paper | release (the authors' released module; docs/paper-profile.md)
 
 
 @dataclass(frozen=True)
@@ -252,7 +252,7 @@ class CompetitorsConfig:
 
 @dataclass(frozen=True)
 class GuidanceSweepConfig:
-    """``evaluation.guidance_sweep`` (README, "Guidance, measured"; :mod:`sonic.evaluation.guidance`): every Table 1
+    """``evaluation.guidance_sweep`` (docs/evaluation.md#guidance; :mod:`sonic.evaluation.guidance`): every Table 1
     method trained here generates ``clips_per_class`` *training* clips per class x ``seeds`` at each of ``scales``;
     the scale chosen maximises the mean SAC among those whose mean clipped share is at most ``max_clipped``."""
 
@@ -265,7 +265,7 @@ class GuidanceSweepConfig:
 
 @dataclass(frozen=True)
 class ReplicatesConfig:
-    """``evaluation.replicates`` (README, "Replicates (training seeds)"; the targets ``replicates`` and
+    """``evaluation.replicates`` (docs/evaluation.md#replicates; the targets ``replicates`` and
     ``ablations_replicates``): every Table 1 method, and the variants of ``ablation_tables``, trained with ``seeds``
     training seeds, ``seed``, ``seed + 1``, ..., ``seed + seeds - 1`` (the top-level ``seed``: data, split and the
     pretrained models stay those of ``seed``). The first is the single run of the tables, reused."""

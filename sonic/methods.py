@@ -2,8 +2,8 @@
 
 ``SonicDiffusion`` is the full variant, ``SonicDiffusion-<variant>`` an ablation variant of ``training.variants``;
 the trained competitors run on the same frozen SD; ``PnP`` (text-only Plug-and-Play) is a Table 2 baseline;
-``SonicDiffusion_release`` is the authors' released model, imported (``models.release``; README, Evaluate the
-authors' released weights), shown as "SonicDiffusion (release)".
+``SonicDiffusion_release`` is the authors' released model, imported (``models.release``;
+docs/paper-profile.md#released-weights), shown as "SonicDiffusion (release)".
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ defaults; ``sonic.config`` holds them as the typed fields ``training.stage1``, `
 ``competitors.<method>`` and ``pretrain.<model>``, and the modules that train with them import them from here.
 
 Pure Python (no torch), at the bottom of the package's layers, so the config contract can type every section
-without importing the code that trains (README, "The package, bottom layer first").
+without importing the code that trains (docs/development.md#what-is-here).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class Stage1Settings:
     alpha_contrastive: float = 1.0  # alpha1; 0 = the no_contrastive ablation
     alpha_mse: float = 0.25  # alpha2; 0 = the no_mse ablation
     token_t: float = 5.0  # t of the reverse-sigmoid token weights
-    mse_reduction: str = "mean"  # per channel (nn.MSELoss); "sum": the literal ||.||^2 of Eq. 4 (see README)
+    mse_reduction: str = "mean"  # per channel (nn.MSELoss); "sum": the literal ||.||^2 of Eq. 4 (docs/training.md)
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1:
@@ -435,7 +435,7 @@ class ClapRecipe:
     max_text_tokens: int = 62  # tokenizer limit; position table has 2 more rows (RoBERTa offsets by pad id + 1)
     projection_dim: int = 128
     # training
-    # 900: fewer leave RAVDESS's sung emotions entangled (README, "Miniature pretrained models")
+    # 900: fewer leave RAVDESS's sung emotions entangled (docs/pretrained-models.md)
     steps: int = 900
     batch_size: int = 64
     lr: float = 2e-3

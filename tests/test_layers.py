@@ -1,5 +1,5 @@
-"""The package's layering: every import between the sub-packages of ``sonic`` goes down README's package list
-(bottom layer first), no import cycle (imports inside functions count), and no private name imported from another
+"""The package's layering: every import between the sub-packages of ``sonic`` goes down the package list of
+docs/development.md (bottom layer first), no import cycle (imports inside functions count), and no private name imported from another
 module."""
 
 from collections import defaultdict
@@ -94,13 +94,13 @@ def test_the_leaves_import_nothing_above_them():
         assert not graph.get(leaf, set()) & stages, (leaf, sorted(graph.get(leaf, set()) & stages))
 
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+LAYERS_PAGE = Path(__file__).resolve().parents[1] / "docs" / "development.md"
 
 
 def documented_order() -> list[str]:
-    """The units of README's package list ("The package, bottom layer first"), bottom first: ``sonic/config.py`` ->
-    ``sonic.config``, ``sonic/models/`` -> ``sonic.models``."""
-    text = README.read_text()
+    """The units of the package list of docs/development.md ("The package, bottom layer first"), bottom first:
+    ``sonic/config.py`` -> ``sonic.config``, ``sonic/models/`` -> ``sonic.models``."""
+    text = LAYERS_PAGE.read_text()
     start = text.index("The package, bottom layer first")
     block = text[text.index("```", start) + 3:]
     block = block[:block.index("```")]
@@ -115,9 +115,9 @@ def upward_imports(graph: dict[str, set[str]], order: list[str]) -> list[str]:
     for source in sorted(graph):
         for target in sorted(graph[source]):
             if source not in rank or target not in rank:
-                out.append(f"{source} -> {target}: not in README's package list")
+                out.append(f"{source} -> {target}: not in the package list of docs/development.md")
             elif rank[target] > rank[source]:
-                out.append(f"{source} imports {target}, which README lists above it")
+                out.append(f"{source} imports {target}, which docs/development.md lists above it")
     return out
 
 
@@ -126,9 +126,9 @@ def test_the_order_check_finds_an_upward_import():
     assert upward_imports({"sonic.evaluation": {"sonic.models", "sonic.config"}, "sonic.models": {"sonic.config"}},
                           order) == []
     assert upward_imports({"sonic.models": {"sonic.evaluation"}}, order) == [
-        "sonic.models imports sonic.evaluation, which README lists above it"]
+        "sonic.models imports sonic.evaluation, which docs/development.md lists above it"]
     assert upward_imports({"sonic.models": {"sonic.nowhere"}}, order) == [
-        "sonic.models -> sonic.nowhere: not in README's package list"]
+        "sonic.models -> sonic.nowhere: not in the package list of docs/development.md"]
 
 
 def test_the_readme_lists_every_unit_once():

@@ -1,6 +1,6 @@
 """Driving the app in headless Chromium (Selenium with Debian's ``chromium`` and ``chromedriver``; no browser
 download): serve a page on a free local port, open it, upload files, wait for text. Used by the browser test
-(``tests/app/test_browser.py``) and the README's screenshots (``docs/app_screenshots.py``)."""
+(``tests/app/test_browser.py``) and the docs' screenshots (``docs/app_screenshots.py``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The trained competitors of Table 1 (README, "Competitors") on SonicDiffusion's stack: the same frozen SD, the same
+"""The trained competitors of Table 1 (docs/competitors.md) on SonicDiffusion's stack: the same frozen SD, the same
 cached CLAP embeddings, the same training loop (:func:`sonic.training.loop.run`) and budget.
 
 * ``audiotoken`` — :mod:`sonic.competitors.audiotoken` (Yariv et al. 2023): one audio token in "a photo of *".

@@ -1,5 +1,5 @@
 """AudioToken (Yariv et al., "AudioToken: Adaptation of Text-Conditioned Diffusion Models for Audio-to-Image
-Generation", Interspeech 2023) on our stack (README, "Competitors"): the same CLAP embeddings and the same frozen SD as
+Generation", Interspeech 2023) on our stack (docs/competitors.md): the same CLAP embeddings and the same frozen SD as
 SonicDiffusion.
 
 An embedder maps the audio to ONE token that takes the place of a placeholder word in "a photo of *" *before* the

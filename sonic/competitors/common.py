@@ -1,4 +1,4 @@
-"""What both trained competitors of Table 1 share (README, "Competitors"): input standardisation of the CLAP embedding,
+"""What both trained competitors of Table 1 share (docs/competitors.md): input standardisation of the CLAP embedding,
 the strict weights format, and text-conditioned generation with SonicPipeline's interface through the same sampler
 (:class:`sonic.models.sampling.FrozenSDSampler`: the same starting noise, the same classifier-free guidance).
 

@@ -1,5 +1,5 @@
 """GlueGen (Qin et al., "GlueGen: Plug and Play Multi-modal Encoders for X-to-image Generation", ICCV 2023),
-adapted to audio on our stack (README, "The competitors against their reference code"): the same CLAP embeddings and the
+adapted to audio on our stack (docs/competitors.md): the same CLAP embeddings and the
 same frozen SD as SonicDiffusion, trained with the objective of the authors' sound script
 (``sound-gluenet/train_gluenet_sound_text.py`` of salesforce/GlueGen; "train" below, "model" =
 ``sound-gluenet/model.py``).

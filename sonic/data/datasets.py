@@ -1,4 +1,4 @@
-"""Dataset adapters: the native on-disk layouts (README, Pointing the adapters at the real datasets; docs/own_videos.md
+"""Dataset adapters: the native on-disk layouts (docs/data.md#native-layouts; docs/own_videos.md
 for ``folder`` and ``vggsound``) -> a uniform table of source videos + rejects.
 
 One ``index_*`` function per format. They only look at names, folders and annotation files (fast); media

@@ -1,4 +1,4 @@
-"""Feature caches computed once per dataset and reused by every downstream rule (README, What is here).
+"""Feature caches computed once per dataset and reused by every downstream rule (docs/development.md#what-is-here).
 
 Captions: BLIP-2 captions of every training frame, one CSV per dataset (clip_id, caption), used by stage 1's
 MSE target (the SD text encoder's tokens of the caption).

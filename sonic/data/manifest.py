@@ -1,5 +1,5 @@
 """Per-dataset manifest: all clips with a deterministic train/validation split and the evaluation subset, plus
-the rejects table (paper §4; README, Evaluation evaluation protocol).
+the rejects table (paper §4; docs/evaluation.md evaluation protocol).
 
 ``data.split`` chooses how clips are split (:data:`SPLIT_MODES`): ``video`` (default, no source video on both
 sides), ``native`` (the dataset's own lists), ``file`` (split lists in the authors' released format) or ``clip``

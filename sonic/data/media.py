@@ -1,4 +1,4 @@
-"""Video and audio I/O (README, Real data and real weights). Reading goes through PyAV (FFmpeg's libraries, bundled in
+"""Video and audio I/O (docs/paper-profile.md). Reading goes through PyAV (FFmpeg's libraries, bundled in
 the ``av`` wheel): streams, codecs, display rotation and frame timing come from the demuxer and decoder, never from
 parsing ffmpeg's text output. Writing (the synthetic world and the test fixtures) runs the ffmpeg binary with argument
 lists built by ffmpeg-python, never shell strings; the binary is the one on PATH, or else the one shipped in the

@@ -60,7 +60,7 @@ def run_pretrain(args: argparse.Namespace) -> int:
 
 
 def run_rehearse_models(args: argparse.Namespace) -> int:
-    """Paper-size models with random weights at the locations ``models`` names (README, Rehearsal)."""
+    """Paper-size models with random weights at the locations ``models`` names (docs/rehearsal.md)."""
     from sonic.demo import random_models
 
     cfg = config.from_args(args)
@@ -87,7 +87,7 @@ def register(sub) -> None:
     p.add_argument("--steps", type=int, help="training steps (default: pretrain.steps.<model> or the model's own)")
     p.set_defaults(func=run_pretrain)
 
-    p = sub.add_parser("rehearse", help="paper-size stand-ins for a rehearsal of the paper run (README, Rehearsal)")
+    p = sub.add_parser("rehearse", help="paper-size stand-ins for a rehearsal of the paper run (docs/rehearsal.md)")
     steps = p.add_subparsers(dest="step", required=True)
     q = steps.add_parser("models", help="write random-weight, paper-size models where `models` points, in the "
                                         "real on-disk formats")

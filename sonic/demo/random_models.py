@@ -1,4 +1,4 @@
-"""Paper-size models with random weights, in the real on-disk formats (``sonic rehearse models``; README, Rehearsal).
+"""Paper-size models with random weights, in the real on-disk formats (``sonic rehearse models``; docs/rehearsal.md).
 
 The rehearsal profile (``workflow/configs/rehearsal.yaml``) runs the paper DAG on this machine before anyone spends
 GPU-days on it. No weights can be downloaded, so this module writes, at every location ``models`` names, a model of

@@ -1,5 +1,5 @@
-"""Deterministic synthetic audio-visual world, written in the native on-disk formats of README, Pointing the adapters
-at the real datasets (README, Data preparation).
+"""Deterministic synthetic audio-visual world, written in the native on-disk formats of the real datasets
+(docs/data.md#native-layouts).
 
 Four datasets (Greatest Hits, Landscape, Into the Wild, RAVDESS song) as real mp4 files (H.264 128x128 at 10 fps,
 AAC 48 kHz mono) plus the annotation files the real datasets have, so that the real ingestion code is what runs on
@@ -41,7 +41,7 @@ FPS = 10
 AV_RATE = 48_000  # the AAC track of every mp4
 GH_WAV_RATE = 96_000  # Greatest Hits <id>_denoised.wav
 
-# the 17 labels of the real times.txt files (README, Pointing the adapters at the real datasets)
+# the 17 labels of the real times.txt files (docs/data.md#native-layouts)
 GREATEST_HITS_NATIVE_MATERIALS = NATIVE_MATERIALS
 GREATEST_HITS_MATERIALS = ("wood", "metal", "water", "glass", "leaf")  # the ones synthesised (smoke: first three)
 LANDSCAPE_CLASSES = tuple(world.LANDSCAPE_SCENES)  # the nine Landscape classes, canonical spelling
@@ -379,7 +379,7 @@ def _gh_video(
 
 
 def synth_greatest_hits(root: Path, size: str = "demo", seed: int = 0, *, workers: int = 2) -> Path:
-    """Write ``root/vis-data`` (flat, README, Pointing the adapters at the real datasets): per id the mp4, 96 kHz wav
+    """Write ``root/vis-data`` (flat, docs/data.md): per id the mp4, 96 kHz wav
     and times.txt; train.txt/test.txt."""
     cfg = _size(size)
 

@@ -1,4 +1,4 @@
-"""Drawing and sound primitives of the synthetic world (README, Data preparation), all vectorised numpy and all seeded
+"""Drawing and sound primitives of the synthetic world (docs/data.md), all vectorised numpy and all seeded
 explicitly.
 
 Pictures are (H, W, 3) float32 in 0..255 on a fixed 128x128 canvas; masks are (H, W) float32 in [0, 1]. Sounds are

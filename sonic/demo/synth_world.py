@@ -1,4 +1,4 @@
-"""What the synthetic world looks and sounds like (README, Data preparation): one visual and one sound signature per
+"""What the synthetic world looks and sounds like (docs/data.md): one visual and one sound signature per
 class.
 
 Within a class three continuous factors drive both picture and sound (the couplings the metrics rely on):

@@ -1,1 +1,1 @@
-"""Scoring generated images (README, Evaluation): CLIP-based classification and similarities."""
+"""Scoring generated images (docs/evaluation.md): CLIP-based classification and similarities."""

@@ -124,7 +124,7 @@ def table(kind: str, scores: list[str], out_csv: str, out_md: str, paper: str | 
 
 def replicates(kind: str, scores: list[str], per_image: list[str], seeds: list[int], out_csv: str, out_summary: str,
                out_md: str, title: str = "", samples: int = 2000, level: float = 0.95) -> None:
-    """A table across training seeds (README, "Replicates (training seeds)"): ``scores[i]`` and ``per_image[i]`` of
+    """A table across training seeds (docs/evaluation.md#replicates): ``scores[i]`` and ``per_image[i]`` of
     training seed ``seeds[i]``."""
     from sonic.evaluation.replicates import write_replicates
 
@@ -246,7 +246,7 @@ def register(sub) -> None:
     from sonic import config
 
     p = sub.add_parser("evaluate", help="evaluation: references, generation runs, scores, editing runs, figures, "
-                                        "tables, the guidance sweep (README, \"Evaluation\")")
+                                        "tables, the guidance sweep (docs/evaluation.md)")
     steps = p.add_subparsers(dest="step", required=True, metavar="<step>")
     q = steps.add_parser("references", help="cache Wav2CLIP / CLIP / FID embeddings of a dataset's val clips and "
                                              "SAC's shape classifier of its train frames")
@@ -304,7 +304,7 @@ def register(sub) -> None:
     for q in steps.choices.values():
         config.add_arguments(q)
     q = steps.add_parser("guidance-choice", help="the guidance scale by the stated rule, from every dataset's sweep "
-                                                 "(README, \"Guidance, measured\")")
+                                                 "(docs/evaluation.md#guidance)")
     q.add_argument("--sweeps", nargs="+", required=True, help="the CSVs of `evaluate guidance`")
     q.add_argument("--max-clipped", type=float, required=True, help="(evaluation.guidance_sweep.max_clipped)")
     q.add_argument("--out", required=True, help="JSON: the chosen scale and the means per scale")
@@ -321,7 +321,7 @@ def register(sub) -> None:
     q.add_argument("--paper", help="folder of the paper's tables: show its numbers beside ours")
     q.add_argument("--title")
     q = steps.add_parser("replicates", help="a table across training seeds (CSV per seed, summary CSV, Markdown) "
-                                            "from score JSONs and per-image CSVs (README, \"Replicates\")")
+                                            "from score JSONs and per-image CSVs (docs/evaluation.md#replicates)")
     q.add_argument("kind", choices=["table1", "table3", "table4", "tableS1"])
     q.add_argument("--scores", nargs="+", required=True)
     q.add_argument("--per-image", nargs="+", required=True, help="each score's per-image CSV, in order")

@@ -1,4 +1,4 @@
-"""Guidance, measured (README, Evaluation): the classifier-free guidance scale of the evaluation, chosen once for
+"""Guidance, measured (docs/evaluation.md): the classifier-free guidance scale of the evaluation, chosen once for
 every method by a rule stated in advance and measured on training clips.
 
 The paper's scale (8) is tuned for SD-1.4; the demo's miniature SD over-saturates at it. So the scale is measured:

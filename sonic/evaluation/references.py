@@ -1,4 +1,4 @@
-"""Per-dataset evaluation references, computed once and cached (README, Evaluation, supp. §2.1).
+"""Per-dataset evaluation references, computed once and cached (docs/evaluation.md, supp. §2.1).
 
 For every clip of the validation split: the Wav2CLIP embedding of its audio (the AIS references), the
 ``clip_eval`` embedding of its frame (the IIS references and ground truth) and the FID features of its frame (the
@@ -43,7 +43,7 @@ def fixed_length(wave: np.ndarray, samples: int) -> np.ndarray:
 
 
 def feature_network(cfg):
-    """The FID feature network that ``models.fid_features`` names (README, Evaluation): a folder written by
+    """The FID feature network that ``models.fid_features`` names (docs/evaluation.md): a folder written by
     ``sonic pretrain fid`` (the demo's miniature FID network; a folder of another format is an error naming it) or
     the FID Inception weights file (paper profile).
 

@@ -1,4 +1,4 @@
-"""The tables across training seeds (README, "Replicates (training seeds)"; ``rules/replicates.smk``): Table 1's
+"""The tables across training seeds (docs/evaluation.md#replicates; ``rules/replicates.smk``): Table 1's
 trained methods, or an ablation table's variants, each trained with several training seeds and scored as in the
 single run, compared seed by seed with the reference row (SonicDiffusion; the ablations: ``full``) of the same seed
 (:mod:`sonic.metrics.replicates`: the test and why).

@@ -1,9 +1,9 @@
-"""Generation runs of the evaluation protocol (README, Evaluation): the evaluation subset of a dataset (the ``eval``
+"""Generation runs of the evaluation protocol (docs/evaluation.md): the evaluation subset of a dataset (the ``eval``
 clips of the validation split, i.e. audios per class) x the configured seeds, generated once per method and saved as
 ``<folder>/<clip_id>_<seed>.png`` with a ``manifest.csv`` of (clip_id, seed, label, method, path).
 
 The same layout, ``<root>/<method>/<dataset>/<clip_id>_<seed>.png``, is what external systems (CoDi, ImageBind,
-SGSIM, Sound2Scene, TempoTokens) are scored from (README, "Scoring other systems").
+SGSIM, Sound2Scene, TempoTokens) are scored from (docs/evaluation.md#other-systems).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Scoring one method on one dataset (README, Evaluation): AIS, AIC, SAC, IIS and FID of a folder of generated images
+"""Scoring one method on one dataset (docs/evaluation.md): AIS, AIC, SAC, IIS and FID of a folder of generated images
 against the dataset's cached references (:mod:`sonic.evaluation.references`), each with a bootstrap interval.
 
 Missing images are reported (count and names in the result), never silently skipped; the metrics are computed

@@ -166,7 +166,7 @@ def markdown(table: pd.DataFrame, kind: str, paper: pd.DataFrame | None = None, 
         ceiling = ", ".join(f"{d} {v:.3f}" for d, v in zip(real["dataset"], real["SAC_real"]))
         notes.append("SAC: the share of images that a colour-blind classifier of the edge layout (luminance HOG, "
                      "fitted on the dataset's training frames) assigns to their audio's class; colour alone cannot "
-                     "meet it (README, Evaluation)." + (f" Its accuracy on the real validation frames, SAC's "
+                     "meet it (docs/evaluation.md)." + (f" Its accuracy on the real validation frames, SAC's "
                                                         f"ceiling: {ceiling}." if ceiling else ""))
     if any(f"{m}_diff" in table.columns for m in PER_IMAGE):
         notes.append(f"▲ / ▼: the paired {round(100 * interval_level)} % interval of the difference to "

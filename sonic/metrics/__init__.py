@@ -1,4 +1,4 @@
-"""The paper's metrics (README, Evaluation, supp §2.1): AIS, IIS, AIC and FID, and our colour-blind SAC.
+"""The paper's metrics (docs/evaluation.md, supp §2.1): AIS, IIS, AIC and FID, and our colour-blind SAC.
 
 ``scores`` holds the model-free definitions on embeddings and predictions, ``models`` embeds images and audio
 with the evaluation CLIPs and Wav2CLIP and scores them, ``fid`` wraps torchmetrics' FID with a pluggable

@@ -1,4 +1,4 @@
-"""FID between generated images and real frames through torchmetrics, with any feature network (README, Evaluation).
+"""FID between generated images and real frames through torchmetrics, with any feature network (docs/evaluation.md).
 
 torchmetrics' ``FrechetInceptionDistance`` takes an ``nn.Module`` as ``feature``. Its contract (torchmetrics
 1.9, ``torchmetrics/image/fid.py``), which :func:`fid` relies on:
@@ -34,7 +34,7 @@ class ClipImageFeatures(nn.Module):
     """A CLIP image tower as FID feature network: (N, 3, H, W) images in [0, 1] -> (N, projection_dim) CLIP image
     embeddings, on the images' device. The workflow's FID never uses it: the CLIPs judge AIC, IIS and AIS, and the
     demo's text tower conditions its generators, so FID has its own network (:class:`FidNetFeatures`,
-    :class:`InceptionFeatures`; README, Evaluation).
+    :class:`InceptionFeatures`; docs/evaluation.md).
 
     Images go through the CLIP's own image processor (8-bit PIL round, resize, crop, normalise) as in
     :func:`sonic.metrics.clip_scores.image_features`. The projected embedding is returned unnormalised
@@ -72,7 +72,7 @@ def _check_images(name: str, images: torch.Tensor) -> None:
 
 
 def fid(generated: torch.Tensor, real: torch.Tensor, feature: nn.Module, batch_size: int = 64) -> float:
-    """Fréchet distance (README, Evaluation) between the ``feature`` statistics of generated (N, 3, H, W) and real
+    """Fréchet distance (docs/evaluation.md) between the ``feature`` statistics of generated (N, 3, H, W) and real
     (M, 3, H, W) images in [0, 1].
 
     ``feature`` maps a float image batch in [0, 1] to (B, D) features on the batch's device (CPU here); give it
@@ -102,7 +102,7 @@ class PrecomputedFeatures(nn.Module):
 
 
 def fid_from_features(generated: torch.Tensor, real: torch.Tensor) -> float:
-    """FID (README, Evaluation) from (N, D) generated and (M, D) real features of one feature network, through
+    """FID (docs/evaluation.md) from (N, D) generated and (M, D) real features of one feature network, through
     torchmetrics (the same statistics as :func:`fid` on the images those features came from)."""
     if generated.dim() != 2 or real.dim() != 2 or generated.shape[1] != real.shape[1]:
         raise ValueError(f"features must be (N, D) and (M, D), got {tuple(generated.shape)} and {tuple(real.shape)}")

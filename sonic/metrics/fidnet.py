@@ -1,5 +1,5 @@
 """The demo profile's FID network: a small image classifier whose pooled features FID compares, as FID compares the
-pool features of an ImageNet Inception (README, Miniature pretrained models; SPEC §7, "the demo FID is an
+pool features of an ImageNet Inception (docs/pretrained-models.md; SPEC §7, "the demo FID is an
 independent judge").
 
 It is trained by ``sonic pretrain fid`` (:mod:`sonic.demo.pretrain.fid`) to tell the synthetic world's scenes

@@ -3,7 +3,7 @@
 FID is defined on the 2048-d pool features of the TF Inception graph, whose PyTorch port is the weights file
 ``pt_inception-2015-12-05-6726825d.pth`` (``models.fid_features``). torchmetrics reads it through torch-fidelity,
 and torch-fidelity imports torchvision when it is imported, which cannot be installed beside the CPU build of torch
-this project runs on (README, Real data and real weights). So the network is written here, from the graph's
+this project runs on (docs/paper-profile.md). So the network is written here, from the graph's
 definition as torch-fidelity documents it: the module names are the file's keys (they are the format), and the
 computation is the TF graph's:
 

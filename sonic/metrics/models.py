@@ -1,4 +1,4 @@
-"""AIS, IIS and AIC from images, waveforms and the evaluation models (README, Evaluation): embed, then score.
+"""AIS, IIS and AIC from images, waveforms and the evaluation models (docs/evaluation.md): embed, then score.
 
 The CLIPs are :class:`sonic.models.registry.Clip` (``load_clip(cfg, "clip_ais")`` is ViT-B/32 for AIS,
 ``load_clip(cfg, "clip_eval")`` is ViT-L/14 for IIS and AIC); the audio tower is
@@ -26,7 +26,7 @@ def wav2clip_features(wav2clip: torch.nn.Module, waveforms: torch.Tensor, batch_
 
 def ais(clip, wav2clip: torch.nn.Module, images: torch.Tensor, audio_index: torch.Tensor,
         reference_waveforms: torch.Tensor) -> float:
-    """AIS (README, Evaluation) of generated (N, 3, H, W) images in [0, 1]; image i was conditioned on
+    """AIS (docs/evaluation.md) of generated (N, 3, H, W) images in [0, 1]; image i was conditioned on
     ``reference_waveforms[audio_index[i]]`` (R, N_samples), and the other R - 1 audios are its references."""
     audio = wav2clip_features(wav2clip, reference_waveforms)  # (R, D)
     index = audio_index.long().cpu()
@@ -34,7 +34,7 @@ def ais(clip, wav2clip: torch.nn.Module, images: torch.Tensor, audio_index: torc
 
 
 def iis(clip, images: torch.Tensor, frame_index: torch.Tensor, reference_frames: torch.Tensor) -> float:
-    """IIS (README, Evaluation) of generated (N, 3, H, W) images in [0, 1]; ``reference_frames[frame_index[i]]`` is the
+    """IIS (docs/evaluation.md) of generated (N, 3, H, W) images in [0, 1]; ``reference_frames[frame_index[i]]`` is the
     ground-truth frame of image i's audio, and the other R - 1 frames of (R, 3, H', W') are its references."""
     frames = image_features(clip, reference_frames)  # (R, D)
     index = frame_index.long().cpu()
@@ -42,6 +42,6 @@ def iis(clip, images: torch.Tensor, frame_index: torch.Tensor, reference_frames:
 
 
 def aic(clip, images: torch.Tensor, truth: list[str], label_names: list[str]) -> float:
-    """AIC (README, Evaluation): zero-shot accuracy of generated (N, 3, H, W) images over the raw label strings
+    """AIC (docs/evaluation.md): zero-shot accuracy of generated (N, 3, H, W) images over the raw label strings
     ``label_names`` (no prompt template) against the labels of their audios."""
     return aic_from_predictions(zero_shot(clip, images, label_names), truth)

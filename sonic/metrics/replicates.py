@@ -1,4 +1,4 @@
-"""Comparisons across training seeds (README, "Replicates (training seeds)"): is a method's difference to the
+"""Comparisons across training seeds (docs/evaluation.md#replicates): is a method's difference to the
 reference (SonicDiffusion; the ablations: ``full``) a property of the method, or of one training run?
 
 Each method and the reference are trained with the same n training seeds and scored on the same evaluation clips

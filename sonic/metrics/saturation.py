@@ -1,4 +1,4 @@
-"""The clipped share: how much of an image is saturated (README, Evaluation, "Guidance, measured").
+"""The clipped share: how much of an image is saturated (docs/evaluation.md, "Guidance, measured").
 
 A classifier-free guidance scale too high for a model pushes the decoded image outside [0, 1], where it is clipped:
 colours saturate, flat areas turn pure black or white. The clipped share is the fraction of the 8-bit values of an

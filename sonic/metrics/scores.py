@@ -1,4 +1,4 @@
-"""AIS, IIS and AIC on precomputed embeddings and predictions (README, Evaluation), free of any model.
+"""AIS, IIS and AIC on precomputed embeddings and predictions (docs/evaluation.md), free of any model.
 
 AIS and IIS share one statistic, the *win rate* of a generated image: the fraction of reference items r with
 ``sim(g, own) > sim(g, r)`` (strict: a tie is not a win), sim being the cosine similarity. The reference set is
@@ -35,7 +35,7 @@ def _check(query: torch.Tensor, positive: torch.Tensor, references: torch.Tensor
 
 def win_rates(query: torch.Tensor, positive: torch.Tensor, references: torch.Tensor,
               own_index: torch.Tensor | None = None, chunk: int = 1024) -> torch.Tensor:
-    """Per-query win rate (N,) of README, Evaluation: the fraction of reference rows r, except row ``own_index[i]``,
+    """Per-query win rate (N,) of docs/evaluation.md: the fraction of reference rows r, except row ``own_index[i]``,
     with ``cos(query[i], positive[i]) > cos(query[i], r)``; all references count when ``own_index`` is None.
 
     query (N, D), positive (N, D), references (R, D); not necessarily normalised. The cosines are computed in
@@ -64,7 +64,7 @@ def win_rates(query: torch.Tensor, positive: torch.Tensor, references: torch.Ten
 
 def ais_per_image(image_emb: torch.Tensor, audio_emb_of_image: torch.Tensor, reference_audio_emb: torch.Tensor,
                   own_index: torch.Tensor | None = None) -> torch.Tensor:
-    """AIS of each generated image (N,) (README, Evaluation): CLIP image embeddings (N, D) against the Wav2CLIP
+    """AIS of each generated image (N,) (docs/evaluation.md): CLIP image embeddings (N, D) against the Wav2CLIP
     embedding of the conditioning audio (N, D) and of the reference audios (R, D); ``own_index[i]`` is the row of image
     i's audio in the references, left out of its comparison."""
     return win_rates(image_emb, audio_emb_of_image, reference_audio_emb, own_index)
@@ -72,13 +72,13 @@ def ais_per_image(image_emb: torch.Tensor, audio_emb_of_image: torch.Tensor, ref
 
 def ais_from_embeddings(image_emb: torch.Tensor, audio_emb_of_image: torch.Tensor,
                         reference_audio_emb: torch.Tensor, own_index: torch.Tensor | None = None) -> float:
-    """AIS (README, Evaluation): the mean of :func:`ais_per_image`."""
+    """AIS (docs/evaluation.md): the mean of :func:`ais_per_image`."""
     return ais_per_image(image_emb, audio_emb_of_image, reference_audio_emb, own_index).mean().item()
 
 
 def iis_per_image(image_emb: torch.Tensor, own_frame_emb: torch.Tensor, reference_frame_emb: torch.Tensor,
                   own_index: torch.Tensor | None = None) -> torch.Tensor:
-    """IIS of each generated image (N,) (README, Evaluation): CLIP image embeddings (N, D) of the generated images
+    """IIS of each generated image (N,) (docs/evaluation.md): CLIP image embeddings (N, D) of the generated images
     against those of the ground-truth frame of their audio (N, D) and of the reference frames (R, D); ``own_index[i]``
     is the row of image i's own frame in the references, left out of its comparison."""
     return win_rates(image_emb, own_frame_emb, reference_frame_emb, own_index)
@@ -86,12 +86,12 @@ def iis_per_image(image_emb: torch.Tensor, own_frame_emb: torch.Tensor, referenc
 
 def iis_from_embeddings(image_emb: torch.Tensor, own_frame_emb: torch.Tensor, reference_frame_emb: torch.Tensor,
                         own_index: torch.Tensor | None = None) -> float:
-    """IIS (README, Evaluation): the mean of :func:`iis_per_image`."""
+    """IIS (docs/evaluation.md): the mean of :func:`iis_per_image`."""
     return iis_per_image(image_emb, own_frame_emb, reference_frame_emb, own_index).mean().item()
 
 
 def aic_from_predictions(predicted: list[str], truth: list[str]) -> float:
-    """AIC (README, Evaluation): the fraction of generated images whose zero-shot label equals their audio's label."""
+    """AIC (docs/evaluation.md): the fraction of generated images whose zero-shot label equals their audio's label."""
     if len(predicted) != len(truth):
         raise ValueError(f"{len(predicted)} predictions for {len(truth)} labels")
     if not truth:

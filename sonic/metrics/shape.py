@@ -1,4 +1,4 @@
-"""SAC, shape accuracy: a judgement of an image's class that its colour alone cannot satisfy (README, Evaluation).
+"""SAC, shape accuracy: a judgement of an image's class that its colour alone cannot satisfy (docs/evaluation.md).
 
 AIC asks a CLIP which label an image shows; in the demo's synthetic world a class is also a background colour, so a
 generator that paints the right colour and nothing else scores on AIC. SAC asks a linear classifier that sees only

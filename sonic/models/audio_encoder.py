@@ -1,4 +1,4 @@
-"""The audio encoder behind one small interface (README, Real data and real weights): waveforms in, one embedding per
+"""The audio encoder behind one small interface (docs/paper-profile.md): waveforms in, one embedding per
 clip out.
 
 Two backends implement the :class:`AudioEncoder` protocol: LAION CLAP (transformers ``ClapModel`` +

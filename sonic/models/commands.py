@@ -173,7 +173,7 @@ def register(sub) -> None:
     p.set_defaults(func=run_generate)
 
     p = sub.add_parser("import-release", help="the authors' released projector + adapters as a weights folder of "
-                       "this project (README, Evaluate the authors' released weights)")
+                       "this project (docs/paper-profile.md#released-weights)")
     p.add_argument("--projector", required=True, help="audio_projector_<dataset>.pth")
     p.add_argument("--adapters", required=True, help="<dataset>.pt (the UNet's adapter parameters)")
     p.add_argument("--out", required=True, help="output folder (config.json + model.safetensors)")

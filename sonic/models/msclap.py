@@ -1,5 +1,5 @@
 """Microsoft CLAP 2022 audio encoder (Elizalde et al., ICASSP 2023), the encoder of the authors' released model
-(``audio_encoder.kind: msclap_2022``; README, Evaluate the authors' released weights).
+(``audio_encoder.kind: msclap_2022``; docs/paper-profile.md#released-weights).
 
 Our own implementation of the audio branch in the ``msclap`` package (1.3.x, ``msclap/models/audio.py`` ``Cnn14``,
 ``msclap/models/clap.py`` ``AudioEncoder`` / ``Projection``) and in the authors' copy of it

@@ -12,7 +12,7 @@ and the last one feeds the output layer, as the paper describes. The attention i
 (``attn_dim``) is a config value; 512 gives ~7.9M parameters at K=77, C=768 (paper: 8M).
 
 ``architecture: release`` (:class:`ReleaseProjector`) is the authors' released module instead, kept as released so
-that their weights load (README, Evaluate the authors' released weights); it is never the default.
+that their weights load (docs/paper-profile.md#released-weights); it is never the default.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""The authors' released weights in this project's format (``sonic import-release``; README, Evaluate the authors'
-released weights).
+"""The authors' released weights in this project's format (``sonic import-release``;
+docs/paper-profile.md#released-weights).
 
 The release (``BurakCanBiner/SonicDiffusion``, their HF Space) has per dataset
 

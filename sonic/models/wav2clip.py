@@ -1,5 +1,5 @@
-"""Wav2CLIP audio encoder (Wu et al., ICASSP 2022), the audio tower of the AIS metric (README, Real data and real
-weights, §4).
+"""Wav2CLIP audio encoder (Wu et al., ICASSP 2022), the audio tower of the AIS metric
+(docs/paper-profile.md).
 
 Our own implementation of the architecture in the ``wav2clip`` package (0.1.0, ``descriptinc/lyrebird-wav2clip``:
 ``wav2clip/model/resnet.py``, ``encoder.py``, ``__init__.py``), written so that the released weights

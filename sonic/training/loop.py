@@ -94,7 +94,7 @@ def trainable_parameters(model: torch.nn.Module) -> dict[str, torch.nn.Parameter
 
 def adamw(model: torch.nn.Module, lr: float, weight_decay: float, *, keep: tuple[str, ...] = (),
           decay_all: bool = False, **kwargs) -> torch.optim.AdamW:
-    """The one AdamW rule of the miniature models' pretraining (README, "Miniature pretrained models"): decoupled
+    """The one AdamW rule of the miniature models' pretraining (docs/pretrained-models.md): decoupled
     weight decay on the weight matrices and convolution kernels (``ndim >= 2``), none on biases and normalisation
     scales (``ndim < 2``: decay would pull a norm's gain towards zero, not regularise a mapping), and none on a
     parameter whose name contains one of ``keep`` (learned input vectors: token, position and patch embeddings,

@@ -1,5 +1,5 @@
 """Bad inputs written by the synthetic world end up in the rejects table with a specific reason, while every
-valid clip is kept (README, Data preparation; issue: data preparation, acceptance 3)."""
+valid clip is kept (docs/data.md; issue: data preparation, acceptance 3)."""
 
 import shutil
 from pathlib import Path

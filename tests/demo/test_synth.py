@@ -1,5 +1,5 @@
-"""Synthetic world (README, Data preparation) in the native layouts of README, Pointing the adapters at the real
-datasets: names, streams, determinism, couplings, bad inputs."""
+"""Synthetic world (docs/data.md) in the native layouts of the real datasets
+(docs/data.md#native-layouts): names, streams, determinism, couplings, bad inputs."""
 
 import hashlib
 import math

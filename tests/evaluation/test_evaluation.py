@@ -1,4 +1,4 @@
-"""Evaluation runs (README, Evaluation): the evaluation subset, generation runs and their layout, missing images
+"""Evaluation runs (docs/evaluation.md): the evaluation subset, generation runs and their layout, missing images
 reported, scoring from cached references against direct computations, and the tables."""
 
 import json

@@ -1,6 +1,6 @@
 """The FID Inception network written here (sonic.metrics.inception): the weights file's layout, TF-1.x resizing, the
 features, and clear errors. Its output was checked bit for bit against torch-fidelity 0.3's
-FeatureExtractorInceptionV3 on the same random weights file (README, Evaluation); torch-fidelity itself cannot be
+FeatureExtractorInceptionV3 on the same random weights file (docs/evaluation.md); torch-fidelity itself cannot be
 imported here (it imports torchvision)."""
 
 import pytest

@@ -1,4 +1,4 @@
-"""Metrics (README, Evaluation): AIS/IIS win rates against a loop reference, strict ties, AIC, FID with custom
+"""Metrics (docs/evaluation.md): AIS/IIS win rates against a loop reference, strict ties, AIC, FID with custom
 features."""
 
 import math

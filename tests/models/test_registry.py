@@ -12,7 +12,7 @@ from tests.tiny import tiny_config_dict, write_sd_folder
 def test_a_pndm_config_without_clip_sample_gives_sds_ddim_not_ddims_default(tmp_path, caplog):
     """SD-1.x folders save a PNDM config; one without clip_sample (diffusers' PNDMScheduler writes none) must not
     give DDIM's default clip_sample=True, which clips latent x_0 predictions and stops DDIM inversion (found by the
-    paper-size rehearsal, README, Rehearsal)."""
+    paper-size rehearsal, docs/rehearsal.md)."""
     sd = write_sd_folder(tmp_path / "sd")
     PNDMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", skip_prk_steps=True,
                   set_alpha_to_one=False, steps_offset=1).save_pretrained(sd / "scheduler")

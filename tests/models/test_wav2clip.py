@@ -1,4 +1,4 @@
-"""Wav2CLIP audio encoder (README, Real data and real weights): official checkpoint layout, front end, determinism,
+"""Wav2CLIP audio encoder (docs/paper-profile.md): official checkpoint layout, front end, determinism,
 strict save/load."""
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""Miniature BLIP-2 captioner for the demo profile (README, Real data and real weights, §7): a small transformers
+"""Miniature BLIP-2 captioner for the demo profile (docs/paper-profile.md, §7): a small transformers
 ``Blip2ForConditionalGeneration`` (ViT vision tower, Q-Former, OPT language model) with a ``Blip2Processor``
 (``BlipImageProcessor`` + an OPT-format byte-level BPE tokenizer built here), trained to caption the synthetic
 world's frames and saved as a ``save_pretrained`` folder that the paper profile's captioning code reads unchanged.

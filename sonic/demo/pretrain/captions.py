@@ -1,5 +1,5 @@
-"""Reference captions of synthetic clips: what a human would write about the frame (README, Miniature pretrained
-models).
+"""Reference captions of synthetic clips: what a human would write about the frame
+(docs/pretrained-models.md).
 
 The miniature CLIP, CLAP and BLIP-2 learn language from these; the real BLIP-2 is never needed on the demo
 profile. A caption names the class in words and one continuous factor read off the frame (brightness, which

@@ -1,11 +1,11 @@
-"""Miniature LAION CLAP for the demo profile (README, Real data and real weights, §7): a small transformers
+"""Miniature LAION CLAP for the demo profile (docs/paper-profile.md, §7): a small transformers
 ``ClapModel`` (HTSAT audio tower, RoBERTa text tower with its own byte-level BPE tokenizer) trained contrastively on the
 synthetic world's (audio, caption) pairs and saved as a ``save_pretrained`` folder that the paper profile's loaders read
 unchanged.
 
 The log-mel features come from the saved ``ClapFeatureExtractor`` itself (computed once; it is slow), so training
 and inference see the same front end. Augmentation acts on those features: a gain jitter (a constant in dB) and a
-circular time shift. Gain jitter stays small because loudness carries meaning here (README, Data preparation: loud =
+circular time shift. Gain jitter stays small because loudness carries meaning here (docs/data.md: loud =
 bright).
 """
 

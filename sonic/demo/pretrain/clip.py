@@ -1,4 +1,4 @@
-"""Miniature CLIP for the demo profile (README, Miniature pretrained models): a byte-level BPE tokenizer and a small
+"""Miniature CLIP for the demo profile (docs/pretrained-models.md): a byte-level BPE tokenizer and a small
 ``CLIPModel``.
 
 Trained contrastively (Radford et al. 2021) on the synthetic world's (frame, text) pairs of all three datasets.

@@ -1,4 +1,4 @@
-"""Miniature FID network for the demo profile (README, Miniature pretrained models; SPEC §7): the analogue of the
+"""Miniature FID network for the demo profile (docs/pretrained-models.md; SPEC §7): the analogue of the
 ImageNet Inception whose pool features FID compares.
 
 A small CNN (:class:`sonic.metrics.fidnet.FidNet`) trained to classify the train frames of all datasets by

@@ -1,6 +1,6 @@
 """Miniature Stable Diffusion 1.x for the demo profile: a VAE and an SD-1.x-shaped UNet trained text-to-image on
 the synthetic world's (frame, caption) pairs, beside the miniature CLIP's frozen text tower. The measurements
-behind each choice: README, "Miniature pretrained models".
+behind each choice: docs/pretrained-models.md.
 
 The output is a Stable Diffusion folder (``unet/ vae/ text_encoder/ tokenizer/ scheduler/``, each a diffusers or
 transformers ``save_pretrained`` folder) that :func:`sonic.models.registry.load_stable_diffusion` reads exactly as it

@@ -1,4 +1,4 @@
-"""Miniature BLIP-2 (README, Miniature pretrained models): OPT-format tokenizer, a save_pretrained folder the BLIP-2
+"""Miniature BLIP-2 (docs/pretrained-models.md): OPT-format tokenizer, a save_pretrained folder the BLIP-2
 classes load, the image-only captioning path of the real checkpoint, determinism and the quality figure."""
 
 import json

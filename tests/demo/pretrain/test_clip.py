@@ -1,4 +1,4 @@
-"""Miniature CLIP (README, Miniature pretrained models): CLIP-format tokenizer, a save_pretrained folder every CLIP
+"""Miniature CLIP (docs/pretrained-models.md): CLIP-format tokenizer, a save_pretrained folder every CLIP
 class loads, determinism."""
 
 import json

@@ -1,4 +1,4 @@
-"""Miniature FID network (README, Miniature pretrained models; sonic/demo/pretrain/fid.py): it trains on frames,
+"""Miniature FID network (docs/pretrained-models.md; sonic/demo/pretrain/fid.py): it trains on frames,
 saves a strict folder that FidNetFeatures loads, gives deterministic features that separate classes, and the same
 seed gives the same weights."""
 

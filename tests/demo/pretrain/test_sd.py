@@ -1,4 +1,4 @@
-"""Miniature Stable Diffusion (README, Miniature pretrained models): a folder the registry loads and the pipeline
+"""Miniature Stable Diffusion (docs/pretrained-models.md): a folder the registry loads and the pipeline
 generates from, standardised latents, exact reference targets, determinism, quality.json."""
 
 import json
