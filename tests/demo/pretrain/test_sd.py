@@ -249,3 +249,40 @@ def test_config_overrides_reach_the_recipe(tmp_path):
         sd.settings_from({"seed": 1})
     with pytest.raises(ConfigError, match="latent_variants"):
         sd.settings_from({"latent_variants": 1})
+
+
+
+def _decoder_inputs(monkeypatch, noise: float) -> float:
+    """One VAE training step at ``vae_decoder_noise=noise``: the spread of the latents the decoder learns on around
+    the posterior means, in units of the posterior's own std (1 for a plain posterior sample)."""
+    seen: dict[str, torch.Tensor] = {}
+    build = sd.build_vae
+
+    def spied(settings):
+        vae = build(settings)
+        encode, decode = vae.encode, vae.decode
+
+        def encode_spy(x, *a, **k):
+            out = encode(x, *a, **k)
+            seen["mean"], seen["std"] = out.latent_dist.mean.detach(), out.latent_dist.std.detach()
+            return out
+
+        def decode_spy(z, *a, **k):
+            seen["z"] = z.detach()
+            return decode(z, *a, **k)
+
+        vae.encode, vae.decode = encode_spy, decode_spy
+        return vae
+
+    monkeypatch.setattr(sd, "build_vae", spied)
+    images = torch.rand(8, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    sd.train_vae(images, replace(TINY, vae_steps=1, vae_decoder_noise=noise))
+    return float(((seen["z"] - seen["mean"]) / seen["std"]).std())
+
+
+def test_the_decoder_learns_on_noisy_latents(one_thread, monkeypatch):
+    """vae_decoder_noise: the decoder sees the posterior sample plus Gaussian noise of a random level up to that
+    share of the latents' std; at 0 it sees the posterior sample alone."""
+    plain, noisy = _decoder_inputs(monkeypatch, 0.0), _decoder_inputs(monkeypatch, 2.0)
+    assert 0.9 < plain < 1.1, plain
+    assert noisy > 2.0, noisy
