@@ -29,11 +29,11 @@ def _accepted_keys() -> set[str]:
     """Every dotted key the config accepts, walked from the schema ``sonic.config`` validates with (a key with
     ``properties`` is a section whose keys are accepted too; a mapping of free names, e.g. ``data.datasets``, is
     one key)."""
-    schema = config.schema()
+    schema, resolve = config.schema(), _hooks()._object  # $ref / anyOf resolution as the reference does it
     keys = set()
 
     def walk(node, path):
-        node = _object(node, schema)
+        node = resolve(node, schema)
         for name, sub in node.get("properties", {}).items():
             key = f"{path}.{name}" if path else name
             keys.add(key)
@@ -41,18 +41,6 @@ def _accepted_keys() -> set[str]:
 
     walk(schema, "")
     return keys
-
-
-def _object(node, schema):
-    if "$ref" in node:
-        target = schema
-        for part in node["$ref"].lstrip("#/").split("/"):
-            target = target[part]
-        return _object(target, schema)
-    for alternative in node.get("anyOf", []) + node.get("oneOf", []):
-        if "properties" in alternative:
-            return alternative
-    return node
 
 
 def _dataclass_defaults() -> dict[str, object]:
